@@ -1,0 +1,1 @@
+"""Contoso Chat: a retrieval-augmented customer-support assistant for Contoso Outdoors."""

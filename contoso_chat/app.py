@@ -1,0 +1,214 @@
+"""ContosoChat: the assistant itself, plain Python.
+
+    chat = ContosoChat()
+    chat("How much does the Summit Dome 2 Tent weigh?", customer_id="C1001")
+    -> {"answer": ..., "citations": ["product-1"], "usage": {...}}
+
+Steps: input guard -> standalone search query from the history -> hybrid retrieval -> the
+facts most similar to the question -> this customer's orders (by the id the caller passes,
+never one found in the text) -> prompty -> chat model -> output guard.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Sequence, TypedDict
+
+from opentelemetry import trace
+
+from contoso_chat import data, guards, prompts
+from contoso_chat.clients import ChatTarget, chat_target
+from contoso_chat.config import Settings, load_settings
+from contoso_chat.customers import CustomerStore, ensure_customers
+from contoso_chat.data import Customer
+from contoso_chat.guards import InputError
+from contoso_chat.retrieval import Hit, Retriever, ensure_index
+
+tracer = trace.get_tracer("contoso_chat")
+
+DECLINE_ANSWER = (
+    "I'm sorry, I can only help with Contoso Outdoors products, your orders and our store policies, and I "
+    "couldn't find anything about that. For anything else, please contact support@contoso-outdoors.example."
+)
+OUT_OF_SCOPE_SIMILARITY = 0.40  # below this cosine similarity to every chunk, the question is not about our store
+FACT_SOURCES = 3  # facts come from the top sources of the retrieval
+ACCOUNT_QUESTION = re.compile(  # questions about the customer's own account skip the off-topic decline
+    r"\bmy\s+(\w+\s+)?(orders?|account|tier|membership|points|address|purchases?)\b"
+    r"|\b(did|have)\s+i\s+(order|buy|purchase|pay)|\bi\s+(ordered|bought|purchased|paid)\b",
+    re.IGNORECASE,
+)
+
+
+class ChatResponse(TypedDict):
+    """What ContosoChat returns."""
+
+    answer: str
+    citations: list[str]
+    usage: dict
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One line of retrieved text given to the model, with the source it came from."""
+
+    source_id: str
+    text: str
+    similarity: float
+
+
+def standalone_query(question: str, chat_history: Sequence[dict]) -> str:
+    """The search query for a follow-up: the latest earlier user turn supplies what "it" refers to."""
+    earlier = [t["content"] for t in chat_history if t["role"] == "user"]
+    if not earlier:
+        return question
+    return f"{earlier[-1][:300]} {question}"
+
+
+def candidate_facts(hit: Hit) -> list[str]:
+    """Sentences and specification rows of a chunk, each naming its product or policy."""
+    facts = []
+    for line in hit.text.splitlines()[1:]:
+        line = line.strip().lstrip("-*0123456789. ").replace("**", "").strip()
+        if not line or set(line) <= set("|-: "):
+            continue
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if len(cells) == 2 and cells[0].lower() != "specification":
+                facts.append(f"{hit.title} {cells[0].lower()}: {cells[1]}")
+            continue
+        for sentence in re.split(r"(?<=[.!?])\s+(?=[A-Z])", line):
+            sentence = sentence.strip()
+            if len(sentence) < 12:
+                continue
+            facts.append(sentence if hit.title.lower() in sentence.lower() else f"{hit.title}: {sentence}")
+    return facts
+
+
+def order_lines(customer: Customer) -> list[dict]:
+    """The customer's orders as the prompt shows them (product names, not ids)."""
+    return [{"date": o.date, "quantity": o.quantity, "product": data.product_by_id(o.product_id).name,
+             "total": f"${o.total:.2f}", "order_id": o.order_id} for o in customer.orders]
+
+
+class ContosoChat:
+    """The Contoso Outdoors support assistant: grounded answers with citations for one signed-in customer."""
+
+    def __init__(self, settings: Settings | None = None, retriever: Retriever | None = None,
+                 customers: CustomerStore | None = None, chat: ChatTarget | None = None,
+                 prompty_path=prompts.DEFAULT_PROMPTY, use_retrieval: bool = True, top_k: int = 5,
+                 max_facts: int = 6, decline_below: float | None = OUT_OF_SCOPE_SIMILARITY,
+                 max_tokens: int | None = None, temperature: float = 0.0, seed: int = 42) -> None:
+        self.settings = settings or load_settings()
+        self.retriever = retriever or ensure_index(self.settings, log=lambda *_: None)
+        self.customers = customers or ensure_customers(self.settings)
+        self.chat = chat or chat_target(self.settings, log=lambda *_: None)
+        self.prompty = prompts.load(prompty_path)
+        self.use_retrieval = use_retrieval
+        self.top_k = top_k
+        self.max_facts = max_facts
+        self.decline_below = decline_below
+        self.max_tokens = max_tokens or int(self.prompty.parameters.get("max_tokens", 96))
+        self.temperature = temperature
+        self.seed = seed
+        self._embedder = getattr(self.retriever, "embedder", None)
+        self._private = None
+
+    def private_details(self) -> dict[str, list[str]]:
+        """Identifying strings per customer, read once (for the output guard)."""
+        if self._private is None:
+            self._private = self.customers.private_details()
+        return self._private
+
+    def select_facts(self, question: str, hits: Sequence[Hit]) -> list[Fact]:
+        """The lines of the top sources most similar to the question, at most `max_facts`."""
+        sources = list(dict.fromkeys(h.source_id for h in hits))[:FACT_SOURCES]
+        pool = [(h.source_id, f) for h in hits if h.source_id in sources for f in candidate_facts(h)]
+        pool = list(dict.fromkeys(pool))
+        if not pool or self._embedder is None:
+            return [Fact(s, t, 0.0) for s, t in pool[: self.max_facts]]
+        vectors = _cached_vectors(self._embedder, tuple(t for _, t in pool))
+        query = self._embedder.embed([question])[0]
+        scored = sorted(((sum(a * b for a, b in zip(query, v)), s, t) for (s, t), v in zip(pool, vectors)),
+                        reverse=True)
+        return [Fact(s, t, round(score, 3)) for score, s, t in scored[: self.max_facts]]
+
+    def messages(self, question: str, customer: Customer, history: Sequence[dict], facts: Sequence[Fact]) -> list[dict]:
+        """The chat messages the model receives, rendered from the prompty."""
+        return prompts.render(
+            self.prompty, question=question, history=list(history),
+            documentation=[{"source_id": f.source_id, "text": guards.strip_invisible(f.text)} for f in facts],
+            customer={"first_name": customer.first_name, "membership": customer.membership,
+                      "orders": order_lines(customer)},
+        )
+
+    def __call__(self, question: str, customer_id: str, chat_history: Sequence[dict] = ()) -> ChatResponse:
+        """Answer one turn for the signed-in customer `customer_id`."""
+        started = time.perf_counter()
+        question, history = guards.check_input(question, chat_history, customer_id)
+        with tracer.start_as_current_span("customer_lookup") as span:
+            customer = self.customers.get(customer_id)
+            span.set_attribute("customer.found", customer is not None)
+        if customer is None:
+            raise InputError("customer_id", "Unknown customer id; sign in again.")
+        facts: list[Fact] = []
+        best_similarity = None
+        retrieval_ms = 0.0
+        if self.use_retrieval:
+            with tracer.start_as_current_span("retrieve") as span:
+                t0 = time.perf_counter()
+                query = standalone_query(question, history)
+                hits = self.retriever.search(query, k=self.top_k)
+                similarities = [h.similarity for h in hits if h.similarity is not None]
+                best_similarity = max(similarities) if similarities else None
+                facts = self.select_facts(query, hits)
+                retrieval_ms = (time.perf_counter() - t0) * 1000
+                span.set_attribute("retrieval.query", query)
+                span.set_attribute("retrieval.sources", [h.source_id for h in hits])
+            off_topic = best_similarity is not None and self.decline_below is not None and best_similarity < self.decline_below
+            if off_topic and not ACCOUNT_QUESTION.search(question):
+                return self._response(DECLINE_ANSWER, [], started, retrieval_ms, None, declined=True,
+                                      best_similarity=best_similarity)
+        with tracer.start_as_current_span("chat_model") as span:
+            completion = self.chat.client.chat.completions.create(
+                model=self.chat.model, messages=self.messages(question, customer, history, facts),
+                temperature=self.temperature, seed=self.seed, max_tokens=self.max_tokens,
+            )
+            usage = completion.usage
+            span.set_attribute("llm.model", self.chat.model)
+            span.set_attribute("llm.usage.prompt_tokens", getattr(usage, "prompt_tokens", 0) or 0)
+            span.set_attribute("llm.usage.completion_tokens", getattr(usage, "completion_tokens", 0) or 0)
+        checked = guards.check_output(completion.choices[0].message.content or "", customer_id, self.private_details())
+        citations = [] if checked.withheld else list(dict.fromkeys(f.source_id for f in facts))
+        return self._response(checked.answer, citations, started, retrieval_ms, usage,
+                              guard=list(checked.reasons), best_similarity=best_similarity)
+
+    def _response(self, answer: str, citations: list[str], started: float, retrieval_ms: float, usage,
+                  declined: bool = False, guard: list[str] | None = None,
+                  best_similarity: float | None = None) -> ChatResponse:
+        return ChatResponse(answer=answer, citations=citations, usage={
+            "model": self.chat.model,
+            "prompt_tokens": getattr(usage, "prompt_tokens", 0) or 0,
+            "completion_tokens": getattr(usage, "completion_tokens", 0) or 0,
+            "total_tokens": getattr(usage, "total_tokens", 0) or 0,
+            "latency_s": round(time.perf_counter() - started, 3),
+            "retrieval_ms": round(retrieval_ms, 1),
+            "best_similarity": None if best_similarity is None else round(best_similarity, 3),
+            "declined": declined,
+            "guard": guard or [],
+        })
+
+
+_fact_vectors: dict[tuple[str, str], tuple[float, ...]] = {}
+
+
+def _cached_vectors(embedder, texts: tuple[str, ...]) -> list[tuple[float, ...]]:
+    """Embeddings of fact lines, computed once per distinct line and embedding model."""
+    missing = [t for t in dict.fromkeys(texts) if (embedder.name, t) not in _fact_vectors]
+    if missing:
+        if len(_fact_vectors) > 20000:
+            _fact_vectors.clear()
+        for text, vector in zip(missing, embedder.embed(missing)):
+            _fact_vectors[(embedder.name, text)] = tuple(vector)
+    return [_fact_vectors[(embedder.name, t)] for t in texts]

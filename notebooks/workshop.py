@@ -1,0 +1,139 @@
+"""The one helper the workshop notebooks import: settings, clients, local stack, records, display.
+
+It is thin on purpose: the app and its backends live in the `contoso_chat` package; this module
+only gives the notebooks short names for them. Nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import openai
+import pandas as pd
+
+from contoso_chat import clients, config, local_model
+from contoso_chat.config import ConfigError, Settings
+from contoso_chat.offline import prepare_offline_environment
+from contoso_chat.paths import REPO_ROOT, build_dir, data_dir
+
+SEED = 42  # the one seed for model calls whose results a cell asserts on
+DATA = data_dir()
+IMG = REPO_ROOT / "img"
+_targets: dict[tuple, clients.ChatTarget] = {}
+
+
+def settings() -> Settings:
+    """The configuration from the environment and `.env`, read fresh on every call."""
+    prepare_offline_environment()
+    return config.load_settings()
+
+
+def show_settings() -> pd.DataFrame:
+    """A table of which backend serves each resource, and the settings in use (secrets as ***)."""
+    current = settings()
+    rows = [{"resource": r, "backend": b, "switch": config.SWITCH[r]} for r, b in current.backends.items()]
+    table = pd.DataFrame(rows).set_index("resource")
+    values = current.redacted()
+    if values:
+        print("Settings in use:", ", ".join(f"{k}={v}" for k, v in values.items()))
+    return table
+
+
+def ensure_local_model() -> local_model.LocalModel:
+    """Start the local model server or reuse the running one; return where it listens."""
+    return local_model.ensure_local_model(settings())
+
+
+def stop_local_model() -> bool:
+    """Stop the local model server; True if one was running."""
+    return local_model.stop_local_model()
+
+
+def _target() -> clients.ChatTarget:
+    current = settings()
+    key = (current.chat, tuple(sorted(current.values.items())))
+    target = _targets.get(key)
+    if target is None or (target.backend == "local" and local_model.running_model() is None):
+        target = _targets[key] = clients.chat_target(current)
+    return target
+
+
+def chat_client() -> openai.OpenAI:
+    """The `openai` client for the configured chat backend."""
+    return _target().client
+
+
+def chat_model() -> str:
+    """The model (or Azure deployment) name to pass to `chat_client()`."""
+    return _target().model
+
+
+def chat_backend() -> str:
+    """local, azure or openai."""
+    return _target().backend
+
+
+def check_chat() -> str:
+    """Send a one-token request to the chat backend; raise a clear error if it cannot be reached."""
+    return clients.check_chat(_target())
+
+
+def embed(texts: Sequence[str]) -> list[list[float]]:
+    """Embeddings for texts from the configured embedding backend."""
+    return clients.embedder(settings()).embed(texts)
+
+
+def ensure_index(rebuild: bool = False):
+    """The product search index, built if missing (idempotent); returns the retriever."""
+    from contoso_chat.retrieval import ensure_index as build
+
+    return build(settings(), rebuild=rebuild)
+
+
+def ensure_customers():
+    """The customer store, loaded from data/customers if needed (idempotent)."""
+    from contoso_chat.customers import ensure_customers as load
+
+    return load(settings())
+
+
+def records_file() -> Path:
+    """Where `record()` keeps the figures the notebooks measure."""
+    return build_dir() / "records.json"
+
+
+def record(name: str, value: Any) -> Any:
+    """Keep a key figure for `build/summary.json` (rerunning a cell replaces the value)."""
+    path = records_file()
+    figures = json.loads(path.read_text()) if path.exists() else {}
+    figures[name] = round(value, 4) if isinstance(value, float) else value
+    path.write_text(json.dumps(figures, indent=2, sort_keys=True))
+    return value
+
+
+class Stopwatch:
+    """`with Stopwatch() as t: ...` then `t.seconds`."""
+
+    def __enter__(self) -> "Stopwatch":
+        self._start = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self._start
+
+
+def side_by_side(**columns: Sequence[Any]) -> pd.DataFrame:
+    """A table with one column per named list, text wrapped for reading."""
+    table = pd.DataFrame(columns)
+    return table.style.set_properties(**{"white-space": "pre-wrap", "text-align": "left", "vertical-align": "top"})
+
+
+__all__ = [
+    "ConfigError", "DATA", "IMG", "SEED", "Stopwatch", "chat_backend", "chat_client", "chat_model", "check_chat",
+    "embed", "ensure_customers", "ensure_index", "ensure_local_model", "record", "records_file", "settings",
+    "show_settings", "side_by_side", "stop_local_model",
+]

@@ -1,0 +1,192 @@
+"""Settings, backend choice, clear misconfiguration messages, and the real local model server."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from contoso_chat import clients, config, local_model
+from contoso_chat.config import ConfigError
+
+FAKE_KEY = "fake-key-for-tests-0000"
+
+
+def test_no_settings_means_everything_runs_locally():
+    settings = config.resolve({})
+    assert set(settings.backends.values()) == {"local"}
+
+
+def test_azure_settings_switch_each_resource():
+    settings = config.resolve({
+        "AZURE_OPENAI_ENDPOINT": "https://example-resource.openai.azure.com/",
+        "AZURE_OPENAI_API_KEY": FAKE_KEY,
+        "AZURE_OPENAI_CHAT_DEPLOYMENT": "gpt-4o-mini",
+        "AZURE_OPENAI_EMBEDDING_DEPLOYMENT": "text-embedding-3-small",
+        "AZURE_SEARCH_ENDPOINT": "https://example-search.search.windows.net",
+        "COSMOS_ENDPOINT": "https://example-cosmos.documents.azure.com:443/",
+    })
+    assert settings.chat == "azure"
+    assert settings.embeddings == "azure"
+    assert settings.search == "azure"
+    assert settings.customers == "azure"
+    assert settings.backends["serving"] == "local", "deployment to Azure is opt-in only"
+
+
+def test_openai_key_selects_openai_chat_but_keeps_local_embeddings():
+    settings = config.resolve({"OPENAI_API_KEY": FAKE_KEY})
+    assert settings.chat == "openai"
+    assert settings.embeddings == "local"
+
+
+def test_explicit_switch_wins_over_detected_settings():
+    settings = config.resolve({"CHAT_BACKEND": "local", "AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com/"})
+    assert settings.chat == "local"
+
+
+def test_partial_azure_settings_name_the_missing_variable_and_the_way_back():
+    with pytest.raises(ConfigError) as error:
+        config.resolve({"AZURE_OPENAI_ENDPOINT": "https://example-resource.openai.azure.com/"})
+    message = str(error.value)
+    assert "AZURE_OPENAI_CHAT_DEPLOYMENT" in message
+    assert "CHAT_BACKEND=local" in message
+
+
+def test_unknown_backend_value_is_rejected_with_the_choices():
+    with pytest.raises(ConfigError, match="SEARCH_BACKEND='elastic' is not one of local, azure"):
+        config.resolve({"SEARCH_BACKEND": "elastic"})
+
+
+def test_secrets_are_redacted_and_never_in_error_messages():
+    values = {"AZURE_SEARCH_ENDPOINT": "https://s.search.windows.net", "AZURE_SEARCH_API_KEY": FAKE_KEY,
+              "OPENAI_API_KEY": FAKE_KEY}
+    shown = config.resolve(values).redacted()
+    assert shown["AZURE_SEARCH_API_KEY"] == "***" and shown["OPENAI_API_KEY"] == "***"
+    assert FAKE_KEY not in json.dumps(shown)
+    with pytest.raises(ConfigError) as error:
+        config.resolve({**values, "COSMOS_KEY": FAKE_KEY, "CUSTOMERS_BACKEND": "azure"})
+    assert FAKE_KEY not in str(error.value)
+    assert "COSMOS_ENDPOINT" in str(error.value)
+
+
+def test_every_setting_is_documented_in_env_sample():
+    sample = (config.REPO_ROOT / ".env.sample").read_text()
+    for setting in config.SETTINGS:
+        assert f"{setting.name}=" in sample, f".env.sample does not document {setting.name}"
+    for line in sample.splitlines():
+        name, _, value = line.lstrip("# ").partition("=")
+        if name in config.SECRET_NAMES and value:
+            assert "your-" in value or "fake" in value, f".env.sample: {name} needs an obviously fake placeholder"
+
+
+def test_missing_azure_key_without_sign_in_says_what_to_do(monkeypatch):
+    for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")  # no az, azd or pwsh to sign in with
+    monkeypatch.setenv("IDENTITY_ENDPOINT", "")
+    monkeypatch.setenv("MSI_ENDPOINT", "")
+    with pytest.raises(ConfigError) as error:
+        clients.entra_token_provider()
+    assert "AZURE_OPENAI_API_KEY" in str(error.value) and "az login" in str(error.value)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_endpoint_names_the_host_and_the_fallback():
+    settings = config.resolve({
+        "AZURE_OPENAI_ENDPOINT": f"http://127.0.0.1:{_closed_port()}/",
+        "AZURE_OPENAI_API_KEY": FAKE_KEY,
+        "AZURE_OPENAI_CHAT_DEPLOYMENT": "gpt-4o-mini",
+    })
+    target = clients.chat_target(settings)
+    with pytest.raises(ConfigError) as error:
+        clients.check_chat(target)
+    assert "127.0.0.1" in str(error.value) and "CHAT_BACKEND=local" in str(error.value)
+    assert FAKE_KEY not in str(error.value)
+
+
+def test_missing_model_file_is_explained(tmp_path):
+    settings = config.resolve({"LOCAL_MODEL_PATH": str(tmp_path / "absent.gguf")})
+    with pytest.raises(ConfigError, match="absent.gguf was not found.*LOCAL_MODEL_PATH"):
+        local_model.ensure_local_model(settings)
+
+
+def test_model_file_with_wrong_hash_is_refused(tmp_path):
+    model = tmp_path / "other.gguf"
+    model.write_bytes(b"not a model")
+    settings = config.resolve({"LOCAL_MODEL_PATH": str(model), "LOCAL_MODEL_SHA256": "0" * 64})
+    with pytest.raises(ConfigError, match="expected sha256"):
+        local_model.ensure_local_model(settings)
+
+
+def test_bundled_model_matches_its_pinned_hash():
+    path = local_model.bundled_model_path()
+    assert local_model.sha256_of(path) == local_model.BUNDLED_MODEL_SHA256
+
+
+@pytest.fixture
+def private_build_dir(tmp_path, monkeypatch):
+    """A build folder of the test's own, so the shared server of the notebooks is left alone."""
+    monkeypatch.setenv("CONTOSO_BUILD_DIR", str(tmp_path))
+    yield tmp_path
+    local_model.stop_local_model()
+
+
+def test_server_starts_is_reused_and_stops(private_build_dir):
+    with socket.socket() as holder:  # another program holding the configured port
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy_port = holder.getsockname()[1]
+        messages: list[str] = []
+        settings = config.resolve({"LOCAL_MODEL_PORT": str(busy_port)})
+        first = local_model.ensure_local_model(settings, log=messages.append)
+        assert first.port != busy_port
+        assert any(f"Port {busy_port}" in m for m in messages)
+    second = local_model.ensure_local_model(settings)
+    assert second.pid == first.pid, "a running server is reused, not started twice"
+    target = clients.chat_target(settings)
+    reply = target.client.chat.completions.create(
+        model=target.model, messages=[{"role": "user", "content": "Say hello."}], max_tokens=8, temperature=0
+    )
+    assert reply.usage.completion_tokens > 0
+    assert (private_build_dir / "local_model" / "server.log").stat().st_size > 0
+    assert local_model.stop_local_model() is True
+    assert not Path(f"/proc/{first.pid}").exists() or b"llama_cpp" not in Path(f"/proc/{first.pid}/cmdline").read_bytes()
+    assert local_model.running_model() is None
+
+
+def test_a_placeholder_copied_from_env_sample_is_reported():
+    with pytest.raises(ConfigError, match="AZURE_OPENAI_ENDPOINT still holds the placeholder"):
+        config.resolve({"AZURE_OPENAI_ENDPOINT": "https://your-resource-name.openai.azure.com/"})
+
+
+def test_env_sample_copied_as_is_runs_locally():
+    from dotenv import dotenv_values
+
+    values = dotenv_values(config.REPO_ROOT / ".env.sample")
+    assert set(config.resolve(values).backends.values()) == {"local"}
+
+
+def test_record_keeps_one_value_per_name(private_build_dir):
+    import workshop
+
+    workshop.record("answer_p50_s", 1.23456)
+    workshop.record("answer_p50_s", 2.5)
+    workshop.record("cases", 12)
+    assert json.loads(workshop.records_file().read_text()) == {"answer_p50_s": 2.5, "cases": 12}
+
+
+def test_show_settings_lists_every_resource_without_secrets(monkeypatch, capsys):
+    import workshop
+
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    table = workshop.show_settings()
+    assert set(table.index) == set(config.BACKEND_CHOICES)
+    assert table.loc["chat", "backend"] == "openai"
+    assert FAKE_KEY not in capsys.readouterr().out + table.to_string()
