@@ -8,7 +8,7 @@ help:
 	@echo "make test      unit tests plus every notebook under nbval (what CI runs)"
 	@echo "make bench     print the speed figures quoted in README"
 	@echo "make lab       open Jupyter Lab on the notebooks"
-	@echo "make stop      stop the local model server if one is running"
+	@echo "make stop      stop the local model server and prompt flow's trace service"
 	@echo "make strip     strip outputs from the notebooks before committing"
 
 setup:
@@ -30,7 +30,8 @@ strip: setup
 	.venv/bin/nbstripout notebooks/*.ipynb
 
 stop: setup
-	$(PY) -c "from contoso_chat.local_model import stop_local_model; print('stopped' if stop_local_model() else 'no server running')"
+	$(PY) -c "from contoso_chat.local_model import stop_local_model; print('model server stopped' if stop_local_model() else 'no model server running')"
+	$(PY) -c "from contoso_chat.offline import prepare_offline_environment as p, stop_prompt_flow_service as s; p(); print('prompt flow service stopped' if s() else 'no prompt flow service running')"
 
 clean: stop
 	rm -rf build

@@ -9,7 +9,6 @@ facts most similar to the question -> this customer's orders (by the id the call
 never one found in the text) -> prompty -> chat model -> output guard.
 """
 
-from __future__ import annotations
 
 import re
 import time
@@ -45,7 +44,7 @@ class ChatResponse(TypedDict):
     """What ContosoChat returns."""
 
     answer: str
-    citations: list[str]
+    citations: list
     usage: dict
 
 
@@ -135,12 +134,16 @@ class ContosoChat:
         return [Fact(s, t, round(score, 3)) for score, s, t in scored[: self.max_facts]]
 
     def messages(self, question: str, customer: Customer, history: Sequence[dict], facts: Sequence[Fact]) -> list[dict]:
-        """The chat messages the model receives, rendered from the prompty."""
+        """The chat messages the model receives, rendered from the prompty.
+
+        The customer's name and tier are always there; the order list only for questions about the
+        customer's own account, which keeps other prompts shorter (and faster on a CPU).
+        """
+        orders = order_lines(customer) if ACCOUNT_QUESTION.search(question) else []
         return prompts.render(
             self.prompty, question=question, history=list(history),
             documentation=[{"source_id": f.source_id, "text": guards.strip_invisible(f.text)} for f in facts],
-            customer={"first_name": customer.first_name, "membership": customer.membership,
-                      "orders": order_lines(customer)},
+            customer={"first_name": customer.first_name, "membership": customer.membership, "orders": orders},
         )
 
     def __call__(self, question: str, customer_id: str, chat_history: Sequence[dict] = ()) -> ChatResponse:

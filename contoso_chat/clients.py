@@ -151,3 +151,25 @@ def embedder(settings: Settings) -> LocalEmbedder | OpenAIEmbedder:
         client = openai.OpenAI(api_key=settings.get("OPENAI_API_KEY"))
         return OpenAIEmbedder(client, settings.get("OPENAI_EMBEDDING_MODEL"))
     return _local_embedder()
+
+
+def explain_model_error(error: Exception) -> str:
+    """One sentence that says what went wrong with a model call and what to do about it."""
+    body = getattr(error, "body", None)
+    code = getattr(error, "code", None) or (body.get("code") if isinstance(body, dict) else None)
+    text = str(error).lower()
+    if isinstance(error, openai.BadRequestError) and (code == "context_length_exceeded" or "context length" in text):
+        return ("The prompt is longer than the model's context window. Send less: fewer or shorter documents, "
+                "a shorter history, or a smaller max_tokens; or use a model with a larger window.")
+    if isinstance(error, openai.BadRequestError) and (code == "content_filter" or "content management policy" in text):
+        return ("The content filter blocked this request or its answer. Rephrase the question; the filter "
+                "results say which category was triggered.")
+    if isinstance(error, openai.RateLimitError):
+        return "The model's rate limit or quota was reached. Wait a moment and retry, or raise the deployment's quota."
+    if isinstance(error, openai.APITimeoutError):
+        return "The model did not answer in time. Retry; if it keeps happening, lower max_tokens or the load."
+    if isinstance(error, openai.APIConnectionError):
+        return "The model endpoint cannot be reached. Check that it is running (make setup / make stop) or its URL."
+    if isinstance(error, openai.AuthenticationError):
+        return "The model endpoint refused the credentials. Check the API key or run `az login`."
+    return f"The model call failed ({type(error).__name__}). See the server log or the provider's status page."

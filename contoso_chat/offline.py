@@ -24,3 +24,24 @@ def prepare_offline_environment() -> None:
     config = pf_home / "pf.yaml"
     if not config.exists():
         config.write_text("telemetry:\n  enabled: false\n")
+
+
+PROMPT_FLOW_SERVICE_PORT = 23333
+
+
+def stop_prompt_flow_service() -> bool:
+    """Stop prompt flow's local service (trace UI) if it is listening; True if it was."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        if sock.connect_ex(("127.0.0.1", PROMPT_FLOW_SERVICE_PORT)) != 0:
+            return False
+    pf = Path(sys.executable).with_name("pf")
+    command = [str(pf)] if pf.exists() else [shutil.which("pf") or "pf"]
+    subprocess.run([*command, "service", "stop"], capture_output=True, timeout=120, env=os.environ.copy())
+    return True

@@ -132,8 +132,53 @@ def side_by_side(**columns: Sequence[Any]) -> pd.DataFrame:
     return table.style.set_properties(**{"white-space": "pre-wrap", "text-align": "left", "vertical-align": "top"})
 
 
+
+
+def json_format(schema: dict, name: str = "answer") -> dict:
+    """`response_format` for JSON matching a schema: llama.cpp grammar locally, structured outputs in the cloud."""
+    if chat_backend() == "local":
+        return {"type": "json_object", "schema": schema}
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
+
+
+def local_token_count(text: str) -> int:
+    """Tokens in text by the local model's own tokenizer (the server's /extras/tokenize)."""
+    import urllib.request
+
+    server = ensure_local_model()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.port}/extras/tokenize", data=json.dumps({"input": text}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return len(json.load(response)["tokens"])
+
+
+def prompty_model() -> dict:
+    """The `model` override that points prompt flow's Prompty at the configured chat backend."""
+    current = settings()
+    if current.chat == "azure":
+        configuration = {"type": "azure_openai", "azure_endpoint": current.get("AZURE_OPENAI_ENDPOINT"),
+                         "azure_deployment": current.get("AZURE_OPENAI_CHAT_DEPLOYMENT"),
+                         "api_version": current.get("AZURE_OPENAI_API_VERSION")}
+        if current.get("AZURE_OPENAI_API_KEY"):
+            configuration["api_key"] = current.get("AZURE_OPENAI_API_KEY")
+    elif current.chat == "openai":
+        configuration = {"type": "openai", "model": chat_model(), "api_key": current.get("OPENAI_API_KEY")}
+    else:
+        server = ensure_local_model()
+        configuration = {"type": "openai", "model": server.alias, "base_url": server.base_url,
+                         "api_key": clients.LOCAL_API_KEY}
+    return {"configuration": configuration}
+
+
+def explain(error: Exception) -> str:
+    """A one-sentence explanation of a failed model call, with what to do."""
+    return clients.explain_model_error(error)
+
+
 __all__ = [
     "ConfigError", "DATA", "IMG", "SEED", "Stopwatch", "chat_backend", "chat_client", "chat_model", "check_chat",
-    "embed", "ensure_customers", "ensure_index", "ensure_local_model", "record", "records_file", "settings",
-    "show_settings", "side_by_side", "stop_local_model",
+    "embed", "ensure_customers", "ensure_index", "ensure_local_model", "explain", "json_format", "local_token_count",
+    "prompty_model", "record", "records_file", "settings", "show_settings", "side_by_side", "stop_local_model",
 ]

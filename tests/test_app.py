@@ -80,6 +80,8 @@ def test_prompt_holds_only_the_signed_in_customers_data(app):
         facts = app.select_facts("What did I order?", app.retriever.search("What did I order?", k=5))
         text = " ".join(m["content"] for m in app.messages("What did I order?", customer, [], facts))
         assert customer.first_name in text
+        assert all(line["order_id"] not in text for line in order_lines(customer)), "order ids stay out of prompts"
+        assert data.product_by_id(customer.orders[0].product_id).name in text
         for other in everyone:
             if other.id != customer.id:
                 assert other.unique_detail not in text and other.email not in text and other.last_name not in text

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from contoso_chat.local_model import stop_local_model  # noqa: E402
-from contoso_chat.offline import prepare_offline_environment  # noqa: E402
+from contoso_chat.offline import prepare_offline_environment, stop_prompt_flow_service  # noqa: E402
 from contoso_chat.paths import build_dir  # noqa: E402
 
 CELL_TIMEOUT_S = 900
@@ -72,6 +72,7 @@ def main(filters: list[str]) -> int:
                 print(f"{seconds:.0f} s")
     finally:
         stop_local_model()
+        stop_prompt_flow_service()
     summary = {
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
