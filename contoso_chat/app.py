@@ -156,6 +156,7 @@ class ContosoChat:
         if customer is None:
             raise InputError("customer_id", "Unknown customer id; sign in again.")
         facts: list[Fact] = []
+        retrieved: list[str] = []
         best_similarity = None
         retrieval_ms = 0.0
         if self.use_retrieval:
@@ -163,6 +164,7 @@ class ContosoChat:
                 t0 = time.perf_counter()
                 query = standalone_query(question, history)
                 hits = self.retriever.search(query, k=self.top_k)
+                retrieved = [h.source_id for h in hits]
                 similarities = [h.similarity for h in hits if h.similarity is not None]
                 best_similarity = max(similarities) if similarities else None
                 facts = self.select_facts(query, hits)
@@ -172,7 +174,7 @@ class ContosoChat:
             off_topic = best_similarity is not None and self.decline_below is not None and best_similarity < self.decline_below
             if off_topic and not ACCOUNT_QUESTION.search(question):
                 return self._response(DECLINE_ANSWER, [], started, retrieval_ms, None, declined=True,
-                                      best_similarity=best_similarity)
+                                      best_similarity=best_similarity, retrieved=retrieved)
         with tracer.start_as_current_span("chat_model") as span:
             completion = self.chat.client.chat.completions.create(
                 model=self.chat.model, messages=self.messages(question, customer, history, facts),
@@ -185,11 +187,11 @@ class ContosoChat:
         checked = guards.check_output(completion.choices[0].message.content or "", customer_id, self.private_details())
         citations = [] if checked.withheld else list(dict.fromkeys(f.source_id for f in facts))
         return self._response(checked.answer, citations, started, retrieval_ms, usage,
-                              guard=list(checked.reasons), best_similarity=best_similarity)
+                              guard=list(checked.reasons), best_similarity=best_similarity, retrieved=retrieved)
 
     def _response(self, answer: str, citations: list[str], started: float, retrieval_ms: float, usage,
                   declined: bool = False, guard: list[str] | None = None,
-                  best_similarity: float | None = None) -> ChatResponse:
+                  best_similarity: float | None = None, retrieved: list[str] | None = None) -> ChatResponse:
         return ChatResponse(answer=answer, citations=citations, usage={
             "model": self.chat.model,
             "prompt_tokens": getattr(usage, "prompt_tokens", 0) or 0,
@@ -200,6 +202,7 @@ class ContosoChat:
             "best_similarity": None if best_similarity is None else round(best_similarity, 3),
             "declined": declined,
             "guard": guard or [],
+            "retrieved": retrieved or [],
         })
 
 

@@ -65,7 +65,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AZURE_AI_HUB_NAME", "contoso-chat-hub", "Azure AI Foundry hub name"),
     Setting("AZURE_AI_PROJECT_NAME", "contoso-chat-project", "Azure AI Foundry project name"),
     Setting("PROVISION_AZURE", "false", "true = notebook 01 creates paid Azure resources (opt-in)"),
-    Setting("CONTOSO_API_TOKENS", "", "service tokens, token:customer_id pairs separated by commas", secret=True),
+    Setting("CONTOSO_API_SECRET", "", "key that signs customer tokens for the HTTP service; empty = a local random one",
+            secret=True),
 )
 KNOWN = {s.name: s for s in SETTINGS}
 PLACEHOLDER_MARK = "your-"

@@ -1,19 +1,23 @@
-"""The prompt flow entry point: a flex flow that calls ContosoChat (see flow.flex.yaml).
+"""The prompt flow entry point: a class-based flex flow around ContosoChat (see flow.flex.yaml).
 
 This adapter is the only place the app meets prompt flow: `pf flow test`, `pf run` and
-`pf flow serve` call `chat`, which builds the assistant once per process.
+`pf flow serve` create `ContosoChatFlow(variant=...)` once and call it per line or request.
 """
 
-from contoso_chat.app import ChatResponse, ContosoChat
+from contoso_chat.app import ChatResponse
 from contoso_chat.offline import prepare_offline_environment
 
-_assistant = None  # built on the first call, then reused
 
+class ContosoChatFlow:
+    """Builds the assistant variant named by `variant` (see contoso_chat.variants) and answers turns."""
 
-def chat(question: str, customer_id: str, chat_history: list = None) -> ChatResponse:
-    """Answer one turn for the signed-in customer."""
-    global _assistant
-    if _assistant is None:
+    def __init__(self, variant: str = "rag"):
+        from contoso_chat.variants import build_variant
+
         prepare_offline_environment()
-        _assistant = ContosoChat()
-    return _assistant(question, customer_id, chat_history or [])
+        self.variant = variant
+        self.assistant = build_variant(variant)
+
+    def __call__(self, question: str, customer_id: str, chat_history: list = None) -> ChatResponse:
+        """Answer one turn for the signed-in customer."""
+        return self.assistant(question, customer_id, chat_history or [])

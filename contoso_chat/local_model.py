@@ -10,7 +10,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,11 +21,13 @@ from pathlib import Path
 
 from contoso_chat.config import ConfigError, Settings
 from contoso_chat.paths import build_dir
+from contoso_chat.processes import terminate
 
 BUNDLED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_MODEL_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 BUNDLED_MODEL_ALIAS = "smollm2-135m-instruct"
 START_TIMEOUT_S = 90.0
+BUSY_PATIENCE_S = 300.0  # a busy server finishes its current answer before it lists its models
 
 
 @dataclass(frozen=True)
@@ -137,8 +138,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def running_model() -> LocalModel | None:
-    """The server recorded in the state file, if it is still alive and answering."""
+def recorded_model() -> LocalModel | None:
+    """The server recorded in the state file, if its process is alive (it may be busy answering)."""
     path = state_file()
     if not path.exists():
         return None
@@ -147,18 +148,30 @@ def running_model() -> LocalModel | None:
     except (ValueError, TypeError):
         path.unlink(missing_ok=True)
         return None
-    if _alive(state.pid) and _answers(state.port, state.alias):
-        return state
-    return None
+    return state if _alive(state.pid) else None
+
+
+def running_model(patience_s: float = 2.0) -> LocalModel | None:
+    """The recorded server if it is alive and answers within `patience_s` (it serves one request at a time)."""
+    state = recorded_model()
+    if state is None:
+        return None
+    deadline = time.monotonic() + patience_s
+    while True:
+        if _answers(state.port, state.alias, timeout=max(0.5, min(5.0, deadline - time.monotonic()))):
+            return state
+        if time.monotonic() >= deadline or not _alive(state.pid):
+            return None
+        time.sleep(0.5)
 
 
 def ensure_local_model(settings: Settings, log=print) -> LocalModel:
     """Start the local model server, or reuse the one already running; return where it listens."""
     path, expected_sha, alias = model_file(settings)
-    current = running_model()
-    if current and current.model_path == str(path):
+    current = recorded_model()
+    if current and current.model_path == str(path) and running_model(patience_s=BUSY_PATIENCE_S):
         return current
-    if current:
+    if current:  # another model, or alive but not answering for minutes: replace it, never run two
         stop_local_model()
     verify_model_file(path, expected_sha)
     port = int(settings.get("LOCAL_MODEL_PORT"))
@@ -216,19 +229,4 @@ def stop_local_model(timeout: float = 10.0) -> bool:
     path.unlink(missing_ok=True)
     if not _alive(pid):
         return False
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except OSError:
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            finished, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            finished = 0 if Path(f"/proc/{pid}").exists() else pid
-        if finished == pid or not Path(f"/proc/{pid}").exists():
-            return True
-        time.sleep(0.1)
-    os.killpg(pid, signal.SIGKILL)
-    return True
-
+    return terminate(pid, timeout)

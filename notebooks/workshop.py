@@ -56,7 +56,11 @@ def _target() -> clients.ChatTarget:
     current = settings()
     key = (current.chat, tuple(sorted(current.values.items())))
     target = _targets.get(key)
-    if target is None or (target.backend == "local" and local_model.running_model() is None):
+    if target is not None and target.backend == "local":
+        server = local_model.recorded_model()
+        if server is None or target.host != f"127.0.0.1:{server.port}":
+            target = None
+    if target is None:
         target = _targets[key] = clients.chat_target(current)
     return target
 
@@ -105,13 +109,12 @@ def records_file() -> Path:
     return build_dir() / "records.json"
 
 
-def record(name: str, value: Any) -> Any:
+def record(name: str, value: Any) -> None:
     """Keep a key figure for `build/summary.json` (rerunning a cell replaces the value)."""
     path = records_file()
     figures = json.loads(path.read_text()) if path.exists() else {}
     figures[name] = round(value, 4) if isinstance(value, float) else value
     path.write_text(json.dumps(figures, indent=2, sort_keys=True))
-    return value
 
 
 class Stopwatch:

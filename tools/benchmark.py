@@ -141,10 +141,10 @@ def main(names: list[str]) -> None:
     unknown = [n for n in names if n not in SECTIONS]
     if unknown:
         sys.exit(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
-    from contoso_chat.local_model import running_model, stop_local_model
+    from contoso_chat.local_model import recorded_model, stop_local_model
 
     print(json.dumps({"machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]}}))
-    already_running = running_model() is not None
+    already_running = recorded_model() is not None
     try:
         for name in names or ["model", "rag", "service"]:
             SECTIONS[name]()
