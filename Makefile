@@ -1,11 +1,14 @@
 # Contoso Chat workshop. Every target creates or refreshes .venv first (idempotent).
 PY := .venv/bin/python
 
-.PHONY: setup workshop test bench lab strip stop clean help
+.PHONY: setup browser workshop test eval redteam deploy bench lab strip stop clean help
 
 help:
 	@echo "make workshop  run every notebook on the local stack; executed copies and summary.json in build/"
 	@echo "make test      unit tests plus every notebook under nbval (what CI runs)"
+	@echo "make eval      evaluate the app on the whole evaluation set, then run the quality gate"
+	@echo "make redteam   red-team the app (attacks and poisoned documents), raw model vs guards"
+	@echo "make deploy    create the Azure ML endpoint (needs SERVING_BACKEND=azure and PROVISION_AZURE=true)"
 	@echo "make bench     print the speed figures quoted in README"
 	@echo "make lab       open Jupyter Lab on the notebooks"
 	@echo "make stop      stop the local model server and prompt flow's trace service"
@@ -17,8 +20,21 @@ setup:
 workshop: setup
 	$(PY) tools/run_workshop.py
 
-test: setup
+browser:
+	@bash tools/ensure_chromium.sh
+
+test: setup browser
 	$(PY) -m pytest
+
+eval: setup
+	$(PY) -m contoso_chat.evaluation --variant rag
+	$(PY) -m contoso_chat.gate build/eval/rag/metrics.json
+
+redteam: setup
+	$(PY) -m contoso_chat.redteam
+
+deploy: setup
+	$(PY) -m contoso_chat.deploy
 
 bench: setup
 	$(PY) tools/benchmark.py

@@ -15,9 +15,10 @@ import time
 from dataclasses import dataclass
 from typing import Sequence, TypedDict
 
+import openai
 from opentelemetry import trace
 
-from contoso_chat import data, guards, prompts
+from contoso_chat import content_safety, data, guards, prompts
 from contoso_chat.clients import ChatTarget, chat_target
 from contoso_chat.config import Settings, load_settings
 from contoso_chat.customers import CustomerStore, ensure_customers
@@ -33,6 +34,11 @@ DECLINE_ANSWER = (
 )
 OUT_OF_SCOPE_SIMILARITY = 0.40  # below this cosine similarity to every chunk, the question is not about our store
 FACT_SOURCES = 3  # facts come from the top sources of the retrieval
+STORE_TOPIC = re.compile(  # questions about how the store works are in scope even when no passage matches well
+    r"\b(orders?|cancel\w*|returns?|returning|refunds?|exchanges?|shipping|ship|delivery|deliveries|warranty|"
+    r"warranties|membership|member|points|tier|tracking)\b",
+    re.IGNORECASE,
+)
 ACCOUNT_QUESTION = re.compile(  # questions about the customer's own account skip the off-topic decline
     r"\bmy\s+(\w+\s+)?(orders?|account|tier|membership|points|address|purchases?)\b"
     r"|\b(did|have)\s+i\s+(order|buy|purchase|pay)|\bi\s+(ordered|bought|purchased|paid)\b",
@@ -111,6 +117,7 @@ class ContosoChat:
         self.max_tokens = max_tokens or int(self.prompty.parameters.get("max_tokens", 96))
         self.temperature = temperature
         self.seed = seed
+        self.content_safety = content_safety.from_settings(self.settings)
         self._embedder = getattr(self.retriever, "embedder", None)
         self._private = None
 
@@ -147,7 +154,15 @@ class ContosoChat:
         )
 
     def __call__(self, question: str, customer_id: str, chat_history: Sequence[dict] = ()) -> ChatResponse:
-        """Answer one turn for the signed-in customer `customer_id`."""
+        """Answer one turn for the signed-in customer `customer_id` (one `contoso_chat` trace span)."""
+        with tracer.start_as_current_span("contoso_chat") as span:
+            reply = self._answer(question, customer_id, chat_history)
+            span.set_attribute("answer.declined", reply["usage"]["declined"])
+            span.set_attribute("answer.citations", reply["citations"])
+            span.set_attribute("answer.guard", reply["usage"]["guard"])
+            return reply
+
+    def _answer(self, question: str, customer_id: str, chat_history: Sequence[dict]) -> ChatResponse:
         started = time.perf_counter()
         question, history = guards.check_input(question, chat_history, customer_id)
         with tracer.start_as_current_span("customer_lookup") as span:
@@ -172,14 +187,28 @@ class ContosoChat:
                 span.set_attribute("retrieval.query", query)
                 span.set_attribute("retrieval.sources", [h.source_id for h in hits])
             off_topic = best_similarity is not None and self.decline_below is not None and best_similarity < self.decline_below
-            if off_topic and not ACCOUNT_QUESTION.search(question):
+            if off_topic and not ACCOUNT_QUESTION.search(question) and not STORE_TOPIC.search(question):
                 return self._response(DECLINE_ANSWER, [], started, retrieval_ms, None, declined=True,
                                       best_similarity=best_similarity, retrieved=retrieved)
+        if self.content_safety is not None:
+            flagged = self.content_safety.blocked(question)
+            if flagged:
+                return self._response(content_safety.BLOCKED_ANSWER, [], started, retrieval_ms, None,
+                                      guard=[f"content-safety:{c}" for c in flagged], retrieved=retrieved)
         with tracer.start_as_current_span("chat_model") as span:
-            completion = self.chat.client.chat.completions.create(
-                model=self.chat.model, messages=self.messages(question, customer, history, facts),
-                temperature=self.temperature, seed=self.seed, max_tokens=self.max_tokens,
-            )
+            try:
+                completion = self.chat.client.chat.completions.create(
+                    model=self.chat.model, messages=self.messages(question, customer, history, facts),
+                    temperature=self.temperature, seed=self.seed, max_tokens=self.max_tokens,
+                )
+            except openai.BadRequestError as error:
+                if not content_safety.is_content_filter_error(error):
+                    raise
+                return self._response(content_safety.BLOCKED_ANSWER, [], started, retrieval_ms, None,
+                                      guard=["content-filter"], retrieved=retrieved)
+            if completion.choices[0].finish_reason == "content_filter":
+                return self._response(content_safety.BLOCKED_ANSWER, [], started, retrieval_ms, completion.usage,
+                                      guard=["content-filter"], retrieved=retrieved)
             usage = completion.usage
             span.set_attribute("llm.model", self.chat.model)
             span.set_attribute("llm.usage.prompt_tokens", getattr(usage, "prompt_tokens", 0) or 0)

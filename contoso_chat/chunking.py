@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contoso_chat import data
+from contoso_chat.guards import sanitize_document
 
 MAX_CHARS = 1200
 OVERLAP_CHARS = 200
@@ -74,8 +75,8 @@ def windows(body: str, max_chars: int = MAX_CHARS, overlap_chars: int = OVERLAP_
 
 def chunk_document(source_id: str, kind: str, markdown: str,
                    max_chars: int = MAX_CHARS, overlap_chars: int = OVERLAP_CHARS) -> list[Chunk]:
-    """Chunks of one Markdown document, each headed by its title and section."""
-    title, sections = split_sections(markdown)
+    """Chunks of one Markdown document (sanitized first), each headed by its title and section."""
+    title, sections = split_sections(sanitize_document(markdown))
     chunks = []
     for heading, body in sections:
         for n, window in enumerate(windows(body, max_chars, overlap_chars)):

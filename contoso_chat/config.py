@@ -59,6 +59,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("COSMOS_DATABASE", "contoso-outdoors", "Cosmos DB database"),
     Setting("COSMOS_CONTAINER", "customers", "Cosmos DB container (partition key /id)"),
     Setting("APPLICATIONINSIGHTS_CONNECTION_STRING", "", "Azure Monitor connection string for traces", secret=True),
+    Setting("AZURE_CONTENT_SAFETY_ENDPOINT", "", "https://<resource>.cognitiveservices.azure.com/ (optional input check)"),
+    Setting("AZURE_CONTENT_SAFETY_KEY", "", "key of the Content Safety resource; empty = Entra ID", secret=True),
     Setting("AZURE_SUBSCRIPTION_ID", "", "subscription for provisioning and deployment"),
     Setting("AZURE_RESOURCE_GROUP", "rg-contoso-chat", "resource group for everything the workshop creates"),
     Setting("AZURE_LOCATION", "swedencentral", "Azure region"),

@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import io
 import json
+import logging
 import math
 import os
 import re
@@ -84,6 +85,21 @@ class UsageEvaluator:
         cost = prompt_tokens / 1000 * self.input_per_1k + completion_tokens / 1000 * self.output_per_1k
         return {"answer_words": len(response.split()), "latency_s": latency_s, "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens, "cost_usd": cost}
+
+
+@contextlib.contextmanager
+def quiet():
+    """Silence evaluate()'s status tables and its batch engine's per-line log messages."""
+    loggers = [logging.getLogger(name) for name in ("execution", "execution.bulk", "promptflow", "azure")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 # ---------------------------------------------------------------- batch run with prompt flow
@@ -190,7 +206,7 @@ def run_code_evaluators(rows: pd.DataFrame, out_dir: Path, model: str) -> pd.Dat
         ("category", "category"), ("citations", "citations"), ("expected_sources", "expected_sources"),
         ("retrieved", "retrieved"), ("latency_s", "latency_s"), ("prompt_tokens", "prompt_tokens"),
         ("completion_tokens", "completion_tokens"))}
-    with contextlib.redirect_stdout(io.StringIO()):  # evaluate() prints a long status table per evaluator
+    with quiet():
         result = evaluate(data=str(path), evaluators=evaluators,
                           evaluator_config={"default": {"column_mapping": mapping}},
                           output_path=str(out_dir / "code_evaluators.json"))
@@ -228,7 +244,7 @@ def run_judges(rows: pd.DataFrame, out_dir: Path, settings: Settings) -> pd.Data
     evaluators = {"groundedness": GroundednessEvaluator(model_config), "relevance": RelevanceEvaluator(model_config),
                   "coherence": CoherenceEvaluator(model_config), "fluency": FluencyEvaluator(model_config)}
     mapping = {"query": "${data.question}", "response": "${data.response}", "context": "${data.context}"}
-    with contextlib.redirect_stdout(io.StringIO()):
+    with quiet():
         result = evaluate(data=str(path), evaluators=evaluators,
                           evaluator_config={"default": {"column_mapping": mapping}},
                           output_path=str(out_dir / "judges.json"))

@@ -17,15 +17,16 @@ MAX_HISTORY_TURNS = 10
 MAX_TURN_CHARS = 2000
 HISTORY_ROLES = ("user", "assistant")
 SYSTEM_PROMPT_MARKERS = ("CANARY-QX7-TAMBOURINE", "internal instructions")
-ALLOWED_LINK_HOSTS = ("contoso-outdoors.example",)
+ALLOWED_LINK_HOSTS: tuple[str, ...] = ()  # no links at all: a small model invents plausible URLs
 WITHHELD_ANSWER = (
     "I'm sorry, I can't share that. I can help with Contoso Outdoors products, store policies and "
     "your own orders."
 )
 
-IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
-MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\(\s*<?(?:https?:)?//[^)]*\)")
-URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>()\"']+")
+IMAGE = re.compile(r"!\[[^\]]*\](?:\([^)]*\)?)?")  # a cut-off answer may end inside one
+MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\(\s*<?(?:https?:)?//[^)]*\)?")
+URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>()\"']*")
+BARE_DOMAIN = re.compile(r"(?i)(?<![@\w.-])(?:[a-z0-9-]+\.)+(?:com|net|org|io|co|shop|store|example)(?:/[^\s<>()\"']*)?\b")
 HTML_TAG = re.compile(r"(?i)<\s*(img|a|iframe|script)\b[^>]*>")
 
 
@@ -70,6 +71,15 @@ def check_input(question: object, chat_history: object, customer_id: object) -> 
     return question, turns
 
 
+HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
+
+
+def sanitize_document(text: str) -> str:
+    """Documents before indexing: no hidden text, HTML comments, images or links to other sites."""
+    text = HTML_COMMENT.sub("", strip_invisible(text))
+    return remove_links(text)[0]
+
+
 def strip_invisible(text: str) -> str:
     """Remove format characters (zero-width spaces, bidi controls, Unicode tag characters) that can hide text."""
     return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
@@ -105,6 +115,7 @@ def remove_links(text: str) -> tuple[str, int]:
     text = HTML_TAG.sub(drop, text)
     text = MARKDOWN_LINK.sub(keep_label, text)
     text = URL.sub(drop_url, text)
+    text = BARE_DOMAIN.sub(drop_url, text)
     return text, removed
 
 

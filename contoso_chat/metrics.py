@@ -9,10 +9,11 @@ import re
 import unicodedata
 from typing import Iterable, Sequence
 
-REFUSAL_MARKERS = (
-    "i'm sorry", "i am sorry", "i can only help", "i can't help", "i cannot help", "i can not help",
-    "i do not know", "i don't know", "i couldn't find", "i could not find", "can't share", "cannot share",
-    "not able to help", "unable to help", "i can't assist", "i cannot assist", "i'm not able to",
+REFUSAL_MARKERS = (  # "I'm sorry" alone is not one: the small model opens answers with "I'm sorry for any confusion"
+    "i can only help", "i can't help", "i cannot help", "i can not help", "i do not know", "i don't know",
+    "i couldn't find", "i could not find", "can't share", "cannot share", "not able to help", "unable to help",
+    "i can't assist", "i cannot assist", "i'm not able to", "i can't provide", "i cannot provide",
+    "don't have information", "do not have information", "don't have any information",
 )
 
 

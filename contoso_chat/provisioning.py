@@ -112,12 +112,12 @@ def redact(value: Any) -> Any:
     return value
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """OrderedDicts and tuples as plain dicts and lists, for YAML."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -131,7 +131,7 @@ def plan_yaml(plan: Plan) -> str:
         "connections": [c._to_dict() for c in plan.connections],
         "model_deployments": [{"name": d.name, **d.arm_body()} for d in plan.deployments],
     }
-    return yaml.safe_dump(redact(_plain(document)), sort_keys=False, width=110)
+    return yaml.safe_dump(redact(plain(document)), sort_keys=False, width=110)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, Protocol, Sequence
 
-from contoso_chat import chunking
+from contoso_chat import chunking, guards
 from contoso_chat.chunking import Chunk, corpus_chunks
 from contoso_chat.config import Settings
 from contoso_chat.paths import build_dir, data_dir
@@ -132,7 +132,7 @@ def local_index(settings: Settings, folder: Path | None = None, extra: dict[str,
     folder = folder or build_dir() / "index"
     embedder = make_embedder(settings)
     manifest_path = folder / "manifest.json"
-    chunker = hashlib.sha256(Path(chunking.__file__).read_bytes()).hexdigest()[:12]
+    chunker = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (chunking, guards))).hexdigest()[:12]
     wanted = {"data": data_fingerprint(extra=extra), "embedder": embedder.name, "chunker": chunker}
     if not rebuild and manifest_path.exists() and json.loads(manifest_path.read_text()).get("key") == wanted:
         retriever = LanceRetriever(folder, embedder)

@@ -311,6 +311,14 @@ def readiness_checks(assistant) -> dict:
     return checks
 
 
+def app_from_environment() -> FastAPI:
+    """The app with settings from the environment (for `uvicorn --factory` in the container image)."""
+    from contoso_chat.offline import prepare_offline_environment
+
+    prepare_offline_environment()
+    return create_app()
+
+
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 

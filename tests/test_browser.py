@@ -1,0 +1,44 @@
+"""The chat page in headless Chromium: type a question, wait for the answer, check it, keep a screenshot."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from contoso_chat import auth, config
+from contoso_chat.paths import build_dir
+from contoso_chat.service_runner import start_service, stop_service
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                  "--disable-background-networking", "--disable-component-update"]
+
+pytestmark = pytest.mark.skipif(not shutil.which("chromium"),
+                                reason="Debian's chromium is not installed (make test installs it when run as root)")
+
+
+def test_chat_page_answers_a_question_with_citations():
+    from playwright.sync_api import sync_playwright
+
+    token = auth.issue_token("C1001", auth.signing_secret(config.resolve({})))
+    service = start_service()
+    screenshot = build_dir() / "screenshots" / "chat_page.png"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+            page = browser.new_page(viewport={"width": 1000, "height": 760})
+            page.goto(f"{service.url}/#token={token}")
+            assert "token=" not in page.url, "the token must leave the address bar"
+            page.fill("#question", "How much does the Summit Dome 2 Tent weigh when packed?")
+            page.click("#send")
+            answer = page.wait_for_selector("#messages li.assistant", timeout=120_000)
+            text = answer.inner_text()
+            page.screenshot(path=str(screenshot), full_page=True)
+            browser.close()
+    finally:
+        stop_service()
+    assert "Summit Dome 2 Tent" in text
+    assert "Sources: product-1" in text
+    assert screenshot.stat().st_size > 10_000
