@@ -123,21 +123,10 @@ class Settings:
             if self.get(s.name)
         }
 
-    @property
-    def chat(self) -> str:
-        return self.backends["chat"]
-
-    @property
-    def embeddings(self) -> str:
-        return self.backends["embeddings"]
-
-    @property
-    def search(self) -> str:
-        return self.backends["search"]
-
-    @property
-    def customers(self) -> str:
-        return self.backends["customers"]
+    chat = property(lambda self: self.backends["chat"], doc="backend of the chat model")
+    embeddings = property(lambda self: self.backends["embeddings"], doc="backend of the embeddings")
+    search = property(lambda self: self.backends["search"], doc="backend of the search index")
+    customers = property(lambda self: self.backends["customers"], doc="backend of the customer store")
 
 
 def _choose(resource: str, values: Mapping[str, str]) -> str:

@@ -27,17 +27,11 @@ CANDIDATES = 20  # results each of vector and keyword search bring to the fusion
 
 
 @dataclass(frozen=True)
-class Hit:
+class Hit(Chunk):
     """A retrieved chunk with its scores: `score` orders results; `similarity` is the cosine to the query."""
 
-    id: str
-    source_id: str
-    kind: str
-    title: str
-    section: str
-    text: str
-    score: float
-    similarity: float | None
+    score: float = 0.0
+    similarity: float | None = None
 
 
 class Retriever(Protocol):
