@@ -197,10 +197,7 @@ class ContosoChat:
                                       guard=[f"content-safety:{c}" for c in flagged], retrieved=retrieved)
         with tracer.start_as_current_span("chat_model") as span:
             try:
-                completion = self.chat.client.chat.completions.create(
-                    model=self.chat.model, messages=self.messages(question, customer, history, facts),
-                    temperature=self.temperature, seed=self.seed, max_tokens=self.max_tokens,
-                )
+                completion = self._complete(self.messages(question, customer, history, facts))
             except openai.BadRequestError as error:
                 if not content_safety.is_content_filter_error(error):
                     raise
@@ -217,6 +214,20 @@ class ContosoChat:
         citations = [] if checked.withheld else list(dict.fromkeys(f.source_id for f in facts))
         return self._response(checked.answer, citations, started, retrieval_ms, usage,
                               guard=list(checked.reasons), best_similarity=best_similarity, retrieved=retrieved)
+
+    def _complete(self, messages: list[dict]):
+        """One chat completion; if the local model server went away, start it again and retry once."""
+        def create():
+            return self.chat.client.chat.completions.create(
+                model=self.chat.model, messages=messages, temperature=self.temperature, seed=self.seed,
+                max_tokens=self.max_tokens)
+        try:
+            return create()
+        except openai.APIConnectionError:
+            if self.chat.backend != "local":
+                raise
+            self.chat = chat_target(self.settings, log=lambda *_: None)
+            return create()
 
     def _response(self, answer: str, citations: list[str], started: float, retrieval_ms: float, usage,
                   declined: bool = False, guard: list[str] | None = None,

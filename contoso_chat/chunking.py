@@ -51,8 +51,10 @@ def split_sections(markdown: str) -> tuple[str, list[tuple[str, str]]]:
     return title, [(heading, body) for heading, body in cleaned if body]
 
 
-def windows(body: str, max_chars: int = MAX_CHARS, overlap_chars: int = OVERLAP_CHARS) -> list[str]:
+def windows(body: str, max_chars: int | None = None, overlap_chars: int | None = None) -> list[str]:
     """Cut a body into windows of at most max_chars at line ends, each starting with the previous window's tail."""
+    max_chars = max_chars or MAX_CHARS
+    overlap_chars = OVERLAP_CHARS if overlap_chars is None else overlap_chars
     if len(body) <= max_chars:
         return [body]
     lines = body.splitlines()
@@ -74,7 +76,7 @@ def windows(body: str, max_chars: int = MAX_CHARS, overlap_chars: int = OVERLAP_
 
 
 def chunk_document(source_id: str, kind: str, markdown: str,
-                   max_chars: int = MAX_CHARS, overlap_chars: int = OVERLAP_CHARS) -> list[Chunk]:
+                   max_chars: int | None = None, overlap_chars: int | None = None) -> list[Chunk]:
     """Chunks of one Markdown document (sanitized first), each headed by its title and section."""
     title, sections = split_sections(sanitize_document(markdown))
     chunks = []

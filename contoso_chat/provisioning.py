@@ -57,7 +57,7 @@ class Plan:
     hub: Any
     project: Any
     connections: list = field(default_factory=list)
-    deployments: tuple[ModelDeployment, ...] = DEPLOYMENTS
+    deployments: tuple[ModelDeployment, ...] = ()
 
 
 def _placeholder(value: str, fallback: str) -> str:
@@ -99,7 +99,7 @@ def build_plan(settings: Settings) -> Plan:
             metadata={"kind": "azure_cosmos_db", "database": settings.get("COSMOS_DATABASE"), "container": settings.get("COSMOS_CONTAINER")},
         ),
     ]
-    return Plan(subscription, group, location, hub, project, connections)
+    return Plan(subscription, group, location, hub, project, connections, tuple(DEPLOYMENTS))
 
 
 def redact(value: Any) -> Any:

@@ -127,7 +127,8 @@ def local_index(settings: Settings, folder: Path | None = None, extra: dict[str,
     embedder = make_embedder(settings)
     manifest_path = folder / "manifest.json"
     chunker = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (chunking, guards))).hexdigest()[:12]
-    wanted = {"data": data_fingerprint(extra=extra), "embedder": embedder.name, "chunker": chunker}
+    wanted = {"data": data_fingerprint(extra=extra), "embedder": embedder.name, "chunker": chunker,
+              "chunk_chars": [chunking.MAX_CHARS, chunking.OVERLAP_CHARS]}
     if not rebuild and manifest_path.exists() and json.loads(manifest_path.read_text()).get("key") == wanted:
         retriever = LanceRetriever(folder, embedder)
         if retriever.count():

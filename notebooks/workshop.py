@@ -129,7 +129,7 @@ class Stopwatch:
         self.seconds = time.perf_counter() - self._start
 
 
-def side_by_side(**columns: Sequence[Any]) -> pd.DataFrame:
+def side_by_side(**columns: Sequence[Any]) -> "pd.io.formats.style.Styler":
     """A table with one column per named list, text wrapped for reading."""
     table = pd.DataFrame(columns)
     return table.style.set_properties(**{"white-space": "pre-wrap", "text-align": "left", "vertical-align": "top"})
