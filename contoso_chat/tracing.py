@@ -36,10 +36,20 @@ def start_tracing(settings: Settings, collection: str = COLLECTION,
     return TRACE_UI.format(collection=collection)
 
 
+def flush(timeout_ms: int = 10_000) -> None:
+    """Export the spans still queued in this process (prompt flow batches them for a second)."""
+    from opentelemetry import trace
+
+    force_flush = getattr(trace.get_tracer_provider(), "force_flush", None)
+    if force_flush is not None:
+        force_flush(timeout_ms)
+
+
 def spans_frame(collection: str = COLLECTION) -> pd.DataFrame:
     """Every span of the collection from prompt flow's local trace store, one row per span."""
     from promptflow.client import PFClient
 
+    flush()
     client = PFClient()
     line_runs = client.traces.list_line_runs(collection=collection)
     trace_ids = sorted({run.trace_id for run in line_runs})
