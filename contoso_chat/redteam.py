@@ -77,6 +77,9 @@ def raw_answer(app: ContosoChat, question: str, customer_id: str, history: Seque
                               documentation=[{"source_id": f.source_id, "text": f.text} for f in facts],
                               customer={"first_name": customer.first_name, "membership": customer.membership,
                                         "orders": orders})
+    # a raw app forwards every history turn as it came; roles the chat API does not know (a fake "tool"
+    # turn) go in with system authority, the worst case for the raw baseline
+    messages = [m if m["role"] in ("system", "user", "assistant") else {**m, "role": "system"} for m in messages]
     reply = app.chat.client.chat.completions.create(model=app.chat.model, messages=messages, temperature=0,
                                                     seed=app.seed, max_tokens=max_tokens)
     return reply.choices[0].message.content or ""
