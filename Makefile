@@ -26,12 +26,13 @@ browser:
 test: setup browser
 	$(PY) -m pytest
 
+# eval and redteam stop the model server and trace service they started, also when they fail
 eval: setup
-	$(PY) -m contoso_chat.evaluation --variant rag
+	$(PY) -m contoso_chat.evaluation --variant rag; rc=$$?; $(MAKE) --no-print-directory -s stop >/dev/null; exit $$rc
 	$(PY) -m contoso_chat.gate build/eval/rag/metrics.json
 
 redteam: setup
-	$(PY) -m contoso_chat.redteam
+	$(PY) -m contoso_chat.redteam; rc=$$?; $(MAKE) --no-print-directory -s stop >/dev/null; exit $$rc
 
 deploy: setup
 	$(PY) -m contoso_chat.deploy
