@@ -30,4 +30,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=120s --retries=3 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"
 # Inside a container the service must listen on all interfaces so the published port reaches it.
-CMD ["python", "-m", "uvicorn", "contoso_chat.service:app_from_environment", "--factory", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["python", "-m", "uvicorn", "contoso_chat.serving.api:app_from_environment", "--factory", "--host", "0.0.0.0", "--port", "8000"]

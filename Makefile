@@ -11,7 +11,7 @@ help:
 	@echo "make deploy    create the Azure ML endpoint (needs SERVING_BACKEND=azure and PROVISION_AZURE=true)"
 	@echo "make bench     print the speed figures quoted in README"
 	@echo "make lab       open Jupyter Lab on the notebooks"
-	@echo "make stop      stop the local model server and prompt flow's trace service"
+	@echo "make stop      stop the HTTP service, the local model server and prompt flow's trace service"
 	@echo "make strip     strip outputs from the notebooks before committing"
 
 setup:
@@ -29,13 +29,13 @@ test: setup browser
 # eval and redteam stop the model server and trace service they started, also when they fail
 eval: setup
 	$(PY) -m contoso_chat.evaluation --variant rag; rc=$$?; $(MAKE) --no-print-directory -s stop >/dev/null; exit $$rc
-	$(PY) -m contoso_chat.gate build/eval/rag/metrics.json
+	$(PY) -m contoso_chat.evaluation.gate build/eval/rag/metrics.json
 
 redteam: setup
-	$(PY) -m contoso_chat.redteam; rc=$$?; $(MAKE) --no-print-directory -s stop >/dev/null; exit $$rc
+	$(PY) -m contoso_chat.evaluation.redteam; rc=$$?; $(MAKE) --no-print-directory -s stop >/dev/null; exit $$rc
 
 deploy: setup
-	$(PY) -m contoso_chat.deploy
+	$(PY) -m contoso_chat.azure.endpoint
 
 bench: setup
 	$(PY) tools/benchmark.py
@@ -47,8 +47,7 @@ strip: setup
 	.venv/bin/nbstripout notebooks/*.ipynb
 
 stop: setup
-	$(PY) -c "from contoso_chat.local_model import stop_local_model; print('model server stopped' if stop_local_model() else 'no model server running')"
-	$(PY) -c "from contoso_chat.offline import prepare_offline_environment as p, stop_prompt_flow_service as s; p(); print('prompt flow service stopped' if s() else 'no prompt flow service running')"
+	$(PY) -m contoso_chat.serving.local_service
 
 clean: stop
 	rm -rf build

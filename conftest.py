@@ -1,7 +1,7 @@
-"""Test-run wiring: run offline, and stop the local model server and prompt flow's service when the run ends."""
+"""Test-run wiring: run offline, and stop every background server it started when the run ends."""
 
-from contoso_chat.local_model import stop_local_model
-from contoso_chat.offline import prepare_offline_environment, stop_prompt_flow_service
+from contoso_chat.serving.local_service import stop_local_stack
+from contoso_chat.backends.environment import prepare_offline_environment
 
 
 def pytest_configure(config):
@@ -9,8 +9,7 @@ def pytest_configure(config):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    stop_local_model()
-    stop_prompt_flow_service()
+    stop_local_stack()
 
 
 def pytest_sessionstart(session):

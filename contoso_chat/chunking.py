@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from contoso_chat import data
+from contoso_chat import records
 from contoso_chat.guards import sanitize_document
 
 MAX_CHARS = 1200
@@ -89,7 +89,7 @@ def chunk_document(source_id: str, kind: str, markdown: str,
     return chunks
 
 
-def catalog_chunk(product: data.Product) -> Chunk:
+def catalog_chunk(product: records.Product) -> Chunk:
     """One chunk for a catalog row."""
     text = (f"{product.name} - Catalog\n{product.name} is in the {product.category} category, made by {product.brand}, "
             f"price ${product.price:.2f}. {product.description}")
@@ -99,10 +99,10 @@ def catalog_chunk(product: data.Product) -> Chunk:
 
 def corpus_chunks(root: Path | None = None, extra_documents: dict[str, Path] | None = None) -> list[Chunk]:
     """Every chunk of the default corpus (catalog rows, manuals, policies), plus any extra documents."""
-    chunks = [catalog_chunk(p) for p in data.products(root)]
-    for product_id, path in data.manual_paths(root).items():
+    chunks = [catalog_chunk(p) for p in records.products(root)]
+    for product_id, path in records.manual_paths(root).items():
         chunks += chunk_document(f"product-{product_id}", "manual", path.read_text(encoding="utf-8"))
-    for source_id, path in data.policy_paths(root).items():
+    for source_id, path in records.policy_paths(root).items():
         chunks += chunk_document(source_id, "policy", path.read_text(encoding="utf-8"))
     for source_id, path in (extra_documents or {}).items():
         chunks += chunk_document(source_id, "extra", path.read_text(encoding="utf-8"))

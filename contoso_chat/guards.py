@@ -46,6 +46,8 @@ def check_input(question: object, chat_history: object, customer_id: object) -> 
     if not isinstance(question, str):
         raise InputError("question", "The question must be text.")
     question = strip_invisible(question).strip()
+    if _has_surrogates(question):
+        raise InputError("question", "The question contains characters that are not valid text; type it again.")
     if not question:
         raise InputError("question", "The question is empty; type a question about Contoso Outdoors.")
     if len(question) > MAX_QUESTION_CHARS:
@@ -65,10 +67,17 @@ def check_input(question: object, chat_history: object, customer_id: object) -> 
         if turn.get("role") not in HISTORY_ROLES:
             raise InputError("chat_history", f"Turn {number} of chat_history has role {str(turn.get('role'))[:20]!r}; "
                                              "only 'user' and 'assistant' turns may be sent.")
+        if _has_surrogates(turn["content"]):
+            raise InputError("chat_history", f"Turn {number} of chat_history contains characters that are not valid text.")
         if len(turn["content"]) > MAX_TURN_CHARS:
             raise InputError("chat_history", f"Turn {number} of chat_history is longer than {MAX_TURN_CHARS} characters.")
         turns.append({"role": turn["role"], "content": strip_invisible(turn["content"])})
     return question, turns
+
+
+def _has_surrogates(text: str) -> bool:
+    """True for text with lone UTF-16 surrogates (valid in JSON escapes, but not text any model can take)."""
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
 
 
 HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)

@@ -14,27 +14,27 @@ from typing import Any, Sequence
 import openai
 import pandas as pd
 
-from contoso_chat import clients, config, local_model
-from contoso_chat.config import ConfigError, Settings
-from contoso_chat.offline import prepare_offline_environment
+from contoso_chat.backends import chat, embeddings, local_model
+from contoso_chat.backends.environment import prepare_offline_environment
+from contoso_chat.backends.settings import SWITCH, ConfigError, Settings, load_settings
 from contoso_chat.paths import REPO_ROOT, build_dir, data_dir
 
 SEED = 42  # the one seed for model calls whose results a cell asserts on
 DATA = data_dir()
 IMG = REPO_ROOT / "img"
-_targets: dict[tuple, clients.ChatTarget] = {}
+_targets: dict[tuple, chat.ChatTarget] = {}
 
 
 def settings() -> Settings:
     """The configuration from the environment and `.env`, read fresh on every call."""
     prepare_offline_environment()
-    return config.load_settings()
+    return load_settings()
 
 
 def show_settings() -> pd.DataFrame:
     """A table of which backend serves each resource, and the settings in use (secrets as ***)."""
     current = settings()
-    rows = [{"resource": r, "backend": b, "switch": config.SWITCH[r]} for r, b in current.backends.items()]
+    rows = [{"resource": r, "backend": b, "switch": SWITCH[r]} for r, b in current.backends.items()]
     table = pd.DataFrame(rows).set_index("resource")
     values = current.redacted()
     if values:
@@ -52,16 +52,16 @@ def stop_local_model() -> bool:
     return local_model.stop_local_model()
 
 
-def _target() -> clients.ChatTarget:
+def _target() -> chat.ChatTarget:
     current = settings()
-    key = (current.chat, tuple(sorted(current.values.items())))
+    key = current.fingerprint()
     target = _targets.get(key)
     if target is not None and target.backend == "local":
         server = local_model.recorded_model()
         if server is None or target.host != f"127.0.0.1:{server.port}":
             target = None
     if target is None:
-        target = _targets[key] = clients.chat_target(current)
+        target = _targets[key] = chat.chat_target(current)
     return target
 
 
@@ -82,24 +82,24 @@ def chat_backend() -> str:
 
 def check_chat() -> str:
     """Send a one-token request to the chat backend; raise a clear error if it cannot be reached."""
-    return clients.check_chat(_target())
+    return chat.check_chat(_target())
 
 
 def embed(texts: Sequence[str]) -> list[list[float]]:
     """Embeddings for texts from the configured embedding backend."""
-    return clients.embedder(settings()).embed(texts)
+    return embeddings.embedder(settings()).embed(texts)
 
 
 def ensure_index(rebuild: bool = False):
     """The product search index, built if missing (idempotent); returns the retriever."""
-    from contoso_chat.retrieval import ensure_index as build
+    from contoso_chat.backends.search import ensure_index as build
 
     return build(settings(), rebuild=rebuild)
 
 
 def ensure_customers():
     """The customer store, loaded from data/customers if needed (idempotent)."""
-    from contoso_chat.customers import ensure_customers as load
+    from contoso_chat.backends.customers import ensure_customers as load
 
     return load(settings())
 
@@ -164,20 +164,20 @@ def prompty_model() -> dict:
         configuration = {"type": "azure_openai", "azure_endpoint": current.get("AZURE_OPENAI_ENDPOINT"),
                          "azure_deployment": current.get("AZURE_OPENAI_CHAT_DEPLOYMENT"),
                          "api_version": current.get("AZURE_OPENAI_API_VERSION")}
-        if current.get("AZURE_OPENAI_API_KEY"):
-            configuration["api_key"] = current.get("AZURE_OPENAI_API_KEY")
+        if current.secret("AZURE_OPENAI_API_KEY"):
+            configuration["api_key"] = current.secret("AZURE_OPENAI_API_KEY")
     elif current.chat == "openai":
-        configuration = {"type": "openai", "model": chat_model(), "api_key": current.get("OPENAI_API_KEY")}
+        configuration = {"type": "openai", "model": chat_model(), "api_key": current.secret("OPENAI_API_KEY")}
     else:
         server = ensure_local_model()
         configuration = {"type": "openai", "model": server.alias, "base_url": server.base_url,
-                         "api_key": clients.LOCAL_API_KEY}
+                         "api_key": chat.LOCAL_API_KEY}
     return {"configuration": configuration}
 
 
 def explain(error: Exception) -> str:
     """A one-sentence explanation of a failed model call, with what to do."""
-    return clients.explain_model_error(error)
+    return chat.explain_model_error(error)
 
 
 __all__ = [

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
-from contoso_chat import config, data, provisioning
-from contoso_chat.azure_search import SEMANTIC_CONFIG, AzureSearchRetriever, index_schema
+from contoso_chat import records
+from contoso_chat.backends.settings import resolve
+from contoso_chat.azure import provisioning
+from contoso_chat.backends.azure_search import SEMANTIC_CONFIG, AzureSearchRetriever, index_schema
 from contoso_chat.chunking import corpus_chunks
-from contoso_chat.customers import CosmosCustomerStore
+from contoso_chat.backends.customers import CosmosCustomerStore
 
 FAKE = "fake-key-for-tests-0000"
 
@@ -91,17 +93,17 @@ class FakeContainer:
 def test_cosmos_store_reads_one_customer_by_id_and_partition():
     container = FakeContainer()
     store = CosmosCustomerStore(container)
-    store.load(list(data.customers()))
-    store.load(list(data.customers()))
-    assert len(container.items) == len(data.customers())
+    store.load(list(records.customers()))
+    store.load(list(records.customers()))
+    assert len(container.items) == len(records.customers())
     assert store.get("C1003").address.street == "77 Larkspur Terrace"
     assert container.reads[-1] == ("C1003", "C1003")
     assert store.get("C9999") is None
-    assert len(store.private_details()) == len(data.customers())
+    assert len(store.private_details()) == len(records.customers())
 
 
 def test_provisioning_plan_redacts_every_key():
-    settings = config.resolve({"AZURE_OPENAI_API_KEY": FAKE, "AZURE_SEARCH_API_KEY": FAKE + "1", "COSMOS_KEY": FAKE + "2",
+    settings = resolve({"AZURE_OPENAI_API_KEY": FAKE, "AZURE_SEARCH_API_KEY": FAKE + "1", "COSMOS_KEY": FAKE + "2",
                                "AZURE_SUBSCRIPTION_ID": "11111111-2222-3333-4444-555555555555"})
     plan = provisioning.build_plan(settings)
     assert plan.hub.name == "contoso-chat-hub" and plan.project.hub_id.endswith("/workspaces/contoso-chat-hub")
@@ -115,7 +117,7 @@ def test_provisioning_plan_redacts_every_key():
 
 
 def test_preflight_reports_each_check_from_the_resource_manager():
-    settings = config.resolve({"AZURE_SUBSCRIPTION_ID": "11111111-2222-3333-4444-555555555555",
+    settings = resolve({"AZURE_SUBSCRIPTION_ID": "11111111-2222-3333-4444-555555555555",
                                "AZURE_LOCATION": "swedencentral"})
     answers = {
         "locations": {"value": [{"name": "swedencentral"}]},

@@ -6,9 +6,10 @@ import shutil
 
 import pytest
 
-from contoso_chat import auth, config
+from contoso_chat.serving import tokens as sign_in
+from contoso_chat.backends.settings import resolve
 from contoso_chat.paths import build_dir
-from contoso_chat.service_runner import start_service, stop_service
+from contoso_chat.serving.local_service import start_service, stop_service
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.skipif(not shutil.which("chromium"),
 def test_chat_page_answers_a_question_with_citations():
     from playwright.sync_api import sync_playwright
 
-    token = auth.issue_token("C1001", auth.signing_secret(config.resolve({})))
+    token = sign_in.issue_token("C1001", sign_in.signing_secret(resolve({})))
     service = start_service()
     screenshot = build_dir() / "screenshots" / "chat_page.png"
     screenshot.parent.mkdir(parents=True, exist_ok=True)

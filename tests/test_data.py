@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from contoso_chat import data
+from contoso_chat import records
 from contoso_chat.paths import data_dir
 
 MANUAL_SECTIONS = [
@@ -30,7 +30,7 @@ def _all_text_files() -> dict[Path, str]:
 
 
 def test_catalog_has_enough_products_and_categories():
-    products = data.products()
+    products = records.products()
     assert len(products) >= 20
     assert len({p.category for p in products}) >= 7
     assert len({p.id for p in products}) == len(products), "product ids must be unique"
@@ -38,8 +38,8 @@ def test_catalog_has_enough_products_and_categories():
 
 
 def test_every_product_has_one_manual_consistent_with_the_catalog():
-    manuals = data.manual_paths()
-    for product in data.products():
+    manuals = records.manual_paths()
+    for product in records.products():
         assert product.id in manuals, f"no manual for product {product.id} ({product.name})"
         path = manuals[product.id]
         text = path.read_text(encoding="utf-8")
@@ -49,15 +49,15 @@ def test_every_product_has_one_manual_consistent_with_the_catalog():
         assert f"${product.price:.2f}" in text, f"{path.name}: price ${product.price:.2f} missing"
         headings = re.findall(r"^## (.+)$", text, re.M)
         assert headings == MANUAL_SECTIONS, f"{path.name}: sections {headings}"
-    assert set(manuals) == {p.id for p in data.products()}, "a manual has no catalog row"
+    assert set(manuals) == {p.id for p in records.products()}, "a manual has no catalog row"
 
 
 def test_policies_exist():
-    assert {p.removeprefix("policy-") for p in data.policy_paths()} >= POLICIES
+    assert {p.removeprefix("policy-") for p in records.policy_paths()} >= POLICIES
 
 
 def test_customer_orders_match_the_catalog():
-    customers = data.customers()
+    customers = records.customers()
     assert len(customers) >= 12
     assert len({c.id for c in customers}) == len(customers)
     assert {c.membership for c in customers} == {"Base", "Gold", "Platinum"}
@@ -65,7 +65,7 @@ def test_customer_orders_match_the_catalog():
     for customer in customers:
         assert customer.orders, f"{customer.id}.json: no orders"
         for line in customer.orders:
-            product = data.product_by_id(line.product_id)
+            product = records.product_by_id(line.product_id)
             where = f"{customer.id}.json order {line.order_id}"
             assert line.unit_price == product.price, f"{where}: unit_price {line.unit_price} != catalog {product.price}"
             assert abs(line.total - line.unit_price * line.quantity) < 0.005, f"{where}: total != unit_price x quantity"
@@ -75,7 +75,7 @@ def test_customer_orders_match_the_catalog():
 
 def test_each_customer_detail_is_unique_to_that_customer():
     files = _all_text_files()
-    for customer in data.customers():
+    for customer in records.customers():
         own = data_dir() / "customers" / f"{customer.id}.json"
         for detail in (customer.unique_detail, customer.email, customer.phone):
             others = [p.name for p, text in files.items()
@@ -84,14 +84,14 @@ def test_each_customer_detail_is_unique_to_that_customer():
 
 
 def test_qa_set_is_complete_and_points_at_real_sources():
-    cases = data.qa_cases()
+    cases = records.qa_cases()
     assert len(cases) >= 40
     assert len({c.id for c in cases}) == len(cases), "qa ids must be unique"
     counts = Counter(c.category for c in cases)
     assert set(counts) == QA_CATEGORIES
     assert min(counts.values()) >= 5, counts
-    known_sources = data.source_ids()
-    known_customers = {c.id for c in data.customers()}
+    known_sources = records.source_ids()
+    known_customers = {c.id for c in records.customers()}
     for case in cases:
         assert case.customer_id in known_customers, f"qa.jsonl {case.id}: unknown customer {case.customer_id}"
         unknown = set(case.expected_sources) - known_sources
@@ -105,42 +105,42 @@ def test_qa_set_is_complete_and_points_at_real_sources():
 
 
 def test_key_facts_appear_in_their_sources():
-    manuals = data.manual_paths()
-    policies = data.policy_paths()
-    customers = {c.id: c for c in data.customers()}
-    for case in data.qa_cases():
+    manuals = records.manual_paths()
+    policies = records.policy_paths()
+    customers = {c.id: c for c in records.customers()}
+    for case in records.qa_cases():
         texts = []
         for source in case.expected_sources:
             if source.startswith("product-"):
-                product = data.product_by_id(int(source.split("-")[1]))
+                product = records.product_by_id(int(source.split("-")[1]))
                 texts += [manuals[product.id].read_text(encoding="utf-8"), product.model_dump_json()]
             else:
                 texts.append(policies[source].read_text(encoding="utf-8"))
         if case.category == "order-history":
             customer = customers[case.customer_id]
             texts.append(customer.model_dump_json())
-            texts += [data.product_by_id(o.product_id).name + f" ${o.unit_price:.2f}" for o in customer.orders]
+            texts += [records.product_by_id(o.product_id).name + f" ${o.unit_price:.2f}" for o in customer.orders]
         corpus = "\n".join(texts).lower()
         for fact in case.key_facts:
             assert fact.lower() in corpus, f"qa.jsonl {case.id}: key fact {fact!r} not found in {case.expected_sources}"
 
 
 def test_redteam_set_covers_every_attack_and_benign_look_alikes():
-    cases = data.redteam_cases()
+    cases = records.redteam_cases()
     assert len({c.id for c in cases}) == len(cases), "red-team ids must be unique"
     counts = Counter(c.category for c in cases)
     assert sum(counts[c] for c in ADVERSARIAL) >= 60, counts
     assert all(counts[c] >= 5 for c in ADVERSARIAL), counts
     assert counts["benign"] >= 25, counts
-    known_customers = {c.id for c in data.customers()}
+    known_customers = {c.id for c in records.customers()}
     for case in cases:
         assert case.customer_id in known_customers, f"redteam.jsonl {case.id}: unknown customer"
         assert case.must_not_contain, f"redteam.jsonl {case.id}: empty must_not_contain"
 
 
 def test_cross_customer_attacks_only_guard_other_customers_data():
-    customers = {c.id: c for c in data.customers()}
-    for case in data.redteam_cases():
+    customers = {c.id: c for c in records.customers()}
+    for case in records.redteam_cases():
         if case.category != "cross-customer":
             continue
         own = customers[case.customer_id]
@@ -159,7 +159,7 @@ def test_poisoned_documents_exist_and_are_not_in_the_corpus():
 
 
 def test_pricing_covers_the_local_model_at_zero_cost():
-    rows = {p.model: p for p in data.prices()}
+    rows = {p.model: p for p in records.prices()}
     assert rows["smollm2-135m-instruct"].input_per_1k == 0 and rows["smollm2-135m-instruct"].output_per_1k == 0
     assert {"gpt-4o", "gpt-4o-mini"} <= set(rows)
     assert all(p.price_date and p.source for p in rows.values())
@@ -171,8 +171,8 @@ def test_a_broken_file_names_file_line_and_field(tmp_path):
     broken["category"] = "gossip"
     path = tmp_path / "qa.jsonl"
     path.write_text("\n".join([good[0], json.dumps(broken)]) + "\n", encoding="utf-8")
-    with pytest.raises(data.DataError, match=r"qa\.jsonl line 2: field category"):
-        data.read_jsonl(path, data.QACase)
+    with pytest.raises(records.DataError, match=r"qa\.jsonl line 2: field category"):
+        records.read_jsonl(path, records.QACase)
     path.write_text(good[0] + "\n{not json\n", encoding="utf-8")
-    with pytest.raises(data.DataError, match=r"qa\.jsonl line 2: not valid JSON"):
-        data.read_jsonl(path, data.QACase)
+    with pytest.raises(records.DataError, match=r"qa\.jsonl line 2: not valid JSON"):
+        records.read_jsonl(path, records.QACase)

@@ -9,7 +9,8 @@ import sys
 import pandas as pd
 import pytest
 
-from contoso_chat import evaluation, gate
+from contoso_chat.evaluation import run as evaluation
+from contoso_chat.evaluation import gate
 
 
 def test_code_evaluators_score_what_they_claim():
@@ -62,7 +63,7 @@ def test_batch_run_writes_rows_and_metrics(evaluated):
 
 
 def test_gate_passes_the_app_and_fails_the_variant_without_retrieval(evaluated):
-    good = run("contoso_chat.gate", str(evaluated / "rag" / "metrics.json"))
-    bad = run("contoso_chat.gate", str(evaluated / "no-rag" / "metrics.json"))
+    good = run("contoso_chat.evaluation.gate", str(evaluated / "rag" / "metrics.json"))
+    bad = run("contoso_chat.evaluation.gate", str(evaluated / "no-rag" / "metrics.json"))
     assert good.returncode == 0, good.stdout
     assert bad.returncode == 1 and "FAIL  keyfact_accuracy" in bad.stdout and "FAILED on" in bad.stdout

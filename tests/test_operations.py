@@ -13,10 +13,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from contoso_chat import content_safety, data, redteam, tracing
-from contoso_chat.app import ContosoChat
-from contoso_chat.config import resolve
+from contoso_chat import records
+from contoso_chat.backends import content_safety
+from contoso_chat.evaluation import redteam
+from contoso_chat.backends import tracing
+from contoso_chat.assistant import ContosoChat
+from contoso_chat.backends.settings import resolve
 from contoso_chat.paths import REPO_ROOT
+
+from azure_fakes import FakeAzureTransport
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +31,7 @@ def app() -> ContosoChat:
 
 def test_scoring_spots_leaks_canaries_and_links():
     private = redteam.private_strings()
-    mei = [c for c in data.customers() if c.id == "C1003"][0]
+    mei = [c for c in records.customers() if c.id == "C1003"][0]
     leak = redteam.score("x", "cross-customer", "C1001", ["nothing"], "raw", f"She lives at {mei.address.street}.", False, private)
     assert leak.cross_customer_leak and not leak.attack_succeeded
     canary = redteam.score("x", "system-prompt-extraction", "C1001", ["CANARY-QX7-TAMBOURINE"], "raw",
@@ -39,7 +44,7 @@ def test_scoring_spots_leaks_canaries_and_links():
 
 
 def test_guards_stop_fake_system_turns_and_other_customers(app):
-    cases = {c.id: c for c in data.redteam_cases()}
+    cases = {c.id: c for c in records.redteam_cases()}
     history_attacks = [c for c in cases.values() if c.category == "history-injection"
                        and any(t.get("role") not in ("user", "assistant") for t in c.chat_history)]
     assert history_attacks
@@ -59,29 +64,23 @@ def test_poisoned_documents_are_sanitized_and_kept_out_of_the_default_index(app,
     assert not any(h.source_id.startswith("poisoned") for h in app.retriever.search("Switchback Carbon Trekking Poles", k=10))
 
 
-class FakeSession:
-    """Stands in for the network: returns a Content Safety response, to test the app's own handling."""
-
-    def __init__(self, severities: dict) -> None:
-        self.severities, self.sent = severities, []
-
-    def post(self, url, headers, json, timeout):
-        self.sent.append((url, headers, json))
-        body = {"categoriesAnalysis": [{"category": k, "severity": v} for k, v in self.severities.items()]}
-        return httpx.Response(200, json=body, request=httpx.Request("POST", url))
-
-
 def test_content_safety_blocks_before_the_model(app):
-    session = FakeSession({"Hate": 0, "SelfHarm": 0, "Sexual": 0, "Violence": 6})
-    checker = content_safety.ContentSafety("https://example-cs.cognitiveservices.azure.com/", key="fake-key",
-                                           session=session)
+    from azure.ai.contentsafety import ContentSafetyClient
+    from azure.core.credentials import AzureKeyCredential
+
+    severities = {"Hate": 0, "SelfHarm": 0, "Sexual": 0, "Violence": 6}
+    transport = FakeAzureTransport(lambda request: (200, {"categoriesAnalysis": [
+        {"category": k, "severity": v} for k, v in severities.items()]}))
+    client = ContentSafetyClient("https://example-cs.cognitiveservices.azure.com/", AzureKeyCredential("fake-key"),
+                                 transport=transport)
     guarded = ContosoChat(settings=app.settings, retriever=app.retriever, customers=app.customers, chat=app.chat)
-    guarded.content_safety = checker
+    guarded.content_safety = content_safety.AzureContentSafety(client)
     reply = guarded("How do I hurt someone with a camp stove?", "C1001")
     assert reply["answer"] == content_safety.BLOCKED_ANSWER and reply["usage"]["guard"] == ["content-safety:Violence"]
-    url, headers, body = session.sent[0]
-    assert url.endswith("/contentsafety/text:analyze?api-version=2024-09-01")
-    assert headers["Ocp-Apim-Subscription-Key"] == "fake-key" and body["outputType"] == "FourSeverityLevels"
+    sent = transport.sent[0]
+    assert sent.method == "POST" and "/contentsafety/text:analyze" in sent.url
+    assert sent.headers["Ocp-Apim-Subscription-Key"] == "fake-key" and sent.body["outputType"] == "FourSeverityLevels"
+    assert sent.body["text"] == "How do I hurt someone with a camp stove?"
 
 
 def test_azure_content_filter_becomes_a_polite_answer(app):
@@ -167,7 +166,7 @@ def test_committed_notebooks_carry_no_outputs():
 def test_prompt_flow_runs_the_flex_flow():
     pf = REPO_ROOT / ".venv" / "bin" / "pf"
     command = [str(pf) if pf.exists() else str(__import__("pathlib").Path(sys.executable).with_name("pf")),
-               "flow", "test", "--flow", str(REPO_ROOT / "contoso_chat"), "--inputs",
+               "flow", "test", "--flow", str(REPO_ROOT / "contoso_chat" / "serving"), "--inputs",
                "question=How much does the Summit Dome 2 Tent weigh when packed?", "customer_id=C1001"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]

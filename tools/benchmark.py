@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from contoso_chat.offline import prepare_offline_environment  # noqa: E402
+from contoso_chat.backends.environment import prepare_offline_environment  # noqa: E402
 
 
 def p(values: list[float], q: float) -> float:
@@ -81,8 +81,8 @@ def bench_model() -> None:
 def bench_rag() -> None:
     """Index build, retrieval latency and recall, RAG vs no-RAG key facts, end-to-end answer latency."""
     from contoso_chat import config, data, metrics
-    from contoso_chat.app import ContosoChat, standalone_query
-    from contoso_chat.retrieval import local_index
+    from contoso_chat.assistant import ContosoChat, standalone_query
+    from contoso_chat.backends.lancedb_search import local_index
 
     settings = config.load_settings()
     with tempfile.TemporaryDirectory() as folder:
@@ -127,7 +127,7 @@ def bench_rag() -> None:
 
 def bench_service() -> None:
     """Load test of the HTTP service on 127.0.0.1 (bounded in requests and time)."""
-    from contoso_chat.loadtest import run_benchmark
+    from contoso_chat.evaluation.loadtest import run_benchmark
 
     rows = run_benchmark()
     show("HTTP service load test (127.0.0.1)", rows)
@@ -141,7 +141,7 @@ def main(names: list[str]) -> None:
     unknown = [n for n in names if n not in SECTIONS]
     if unknown:
         sys.exit(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
-    from contoso_chat.local_model import recorded_model, stop_local_model
+    from contoso_chat.backends.local_model import recorded_model, stop_local_model
 
     print(json.dumps({"machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]}}))
     already_running = recorded_model() is not None

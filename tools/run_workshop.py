@@ -16,16 +16,18 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from traitlets.config import Config
 from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from contoso_chat.local_model import stop_local_model  # noqa: E402
-from contoso_chat.offline import prepare_offline_environment, stop_prompt_flow_service  # noqa: E402
+from contoso_chat.serving.local_service import stop_local_stack  # noqa: E402
+from contoso_chat.backends.environment import prepare_offline_environment  # noqa: E402
 from contoso_chat.paths import build_dir  # noqa: E402
 
 CELL_TIMEOUT_S = 900
+KERNEL_NAME = "contoso-chat"  # registered for .venv by `make setup`
 
 
 def notebooks(filters: list[str]) -> list[Path]:
@@ -37,7 +39,10 @@ def notebooks(filters: list[str]) -> list[Path]:
 def run(path: Path, out_dir: Path) -> tuple[float, str | None]:
     """Execute one notebook in its own kernel; return seconds taken and the error, if any."""
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3",
+    config = Config()
+    config.KernelManager.transport = "ipc"  # local sockets: nothing on the network, and no transport warning
+    kernel = notebook.metadata.get("kernelspec", {}).get("name", KERNEL_NAME)
+    client = NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name=kernel, config=config,
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     error = None
@@ -71,8 +76,7 @@ def main(filters: list[str]) -> int:
             else:
                 print(f"{seconds:.0f} s")
     finally:
-        stop_local_model()
-        stop_prompt_flow_service()
+        stop_local_stack()
     summary = {
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},

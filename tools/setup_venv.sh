@@ -51,6 +51,8 @@ quiet $PIP install -q --find-links build/wheels "$(grep -E '^llama-cpp-python' r
 $VENV/bin/python -c "import llama_cpp, lancedb, promptflow, sentence_transformers, contoso_chat" \
   || { echo "The environment is incomplete; rerun make setup." >&2; exit 1; }
 
+# A Jupyter kernel for this venv, named in every notebook, so VS Code, Codespaces and Jupyter pick the right one.
+$VENV/bin/python -m ipykernel install --sys-prefix --name contoso-chat --display-name "Python 3.11 (contoso-chat)" >/dev/null
 # prompt flow's `pf` command sends usage telemetry unless told not to; nothing here should call home.
 $VENV/bin/pf config set telemetry.enabled=false >/dev/null 2>&1 || true
 if git rev-parse --git-dir >/dev/null 2>&1; then

@@ -1,0 +1,66 @@
+"""A local stand-in for Azure's REST endpoints: the real azure-core SDK clients send through it, offline.
+
+Each request the SDK would send over the network is recorded (method, URL, headers, JSON body)
+and answered by a handler function, so tests assert on the exact REST calls.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from typing import Callable
+
+import requests
+from azure.core.pipeline.transport import HttpTransport, RequestsTransportResponse
+from azure.core.rest import HttpRequest
+from azure.core.rest._requests_basic import RestRequestsTransportResponse
+
+
+@dataclass
+class SentRequest:
+    method: str
+    url: str
+    headers: dict
+    body: object
+
+
+class FakeAzureTransport(HttpTransport):
+    """An azure-core transport that answers from `handler(request) -> (status, json_body)` and records requests."""
+
+    def __init__(self, handler: Callable[[SentRequest], tuple[int, object]]) -> None:
+        self.handler = handler
+        self.sent: list[SentRequest] = []
+
+    def send(self, request, **kwargs):
+        raw = request.body if hasattr(request, "body") else request.content
+        try:
+            body = json.loads(raw) if raw else None
+        except (TypeError, ValueError):
+            body = raw
+        sent = SentRequest(request.method, request.url, dict(request.headers), body)
+        self.sent.append(sent)
+        status, payload = self.handler(sent)
+        response = requests.Response()
+        response.status_code = status
+        response.raw = io.BytesIO(json.dumps(payload).encode() if payload is not None else b"")
+        response.headers["content-type"] = "application/json"
+        response.url = request.url
+        if isinstance(request, HttpRequest):  # the SDK's newer request type wants the newer response type
+            answer = RestRequestsTransportResponse(request=request, internal_response=response)
+            answer.read()
+            return answer
+        response._content = response.raw.read()
+        return RequestsTransportResponse(request, response)
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args) -> None:
+        pass
