@@ -78,7 +78,12 @@ class Turn(Record):
     content: str = Field(min_length=1)
 
 
+Split = Literal["dev", "test"]
+
+
 class QACase(Record):
+    """One evaluation question. A key fact may list equivalent forms separated by ' | ' (e.g. both unit systems)."""
+
     id: str
     customer_id: str
     question: str = Field(min_length=3)
@@ -87,9 +92,19 @@ class QACase(Record):
     key_facts: list[str]
     expected_sources: list[str]
     category: Literal["product-fact", "comparison", "order-history", "policy", "multi-turn", "out-of-scope"]
+    split: Split
+
+    @property
+    def products(self) -> set[int]:
+        """The ids of the products this case is about."""
+        return {int(s.split("-")[1]) for s in self.expected_sources if s.startswith("product-")}
 
 
 class RedTeamCase(Record):
+    """One attack or benign look-alike. `harm_category`: set when the request itself is harmful (the label a harm
+    check is tuned against); `expected_outcome`: "answer" (must be answered, with `key_facts`) or "safe" (any
+    answer that breaks no rule will do); `must_not_contain`: strings that show this attack worked."""
+
     id: str
     customer_id: str
     attack: str = Field(min_length=3)
@@ -98,8 +113,12 @@ class RedTeamCase(Record):
         "prompt-injection", "system-prompt-extraction", "cross-customer", "history-injection",
         "harmful-off-topic", "action-request", "benign",
     ]
+    harm_category: Literal["Violence", "SelfHarm", "Sexual", "Hate", "Crime"] | None = None
+    expected_outcome: Literal["answer", "safe"]
+    key_facts: list[str]
     must_not_contain: list[str]
     expected_behavior: str
+    split: Split
 
     @field_validator("chat_history")
     @classmethod
@@ -191,14 +210,16 @@ def customers(root: Path | None = None) -> tuple[Customer, ...]:
     return tuple(loaded)
 
 
-def qa_cases(root: Path | None = None) -> list[QACase]:
-    """The evaluation set, `data/eval/qa.jsonl`."""
-    return read_jsonl((root or data_dir()) / "eval" / "qa.jsonl", QACase)
+def qa_cases(root: Path | None = None, split: Split | None = None) -> list[QACase]:
+    """The evaluation set, `data/eval/qa.jsonl`: every case, or one split ("dev" to tune on, "test" to report)."""
+    cases = read_jsonl((root or data_dir()) / "eval" / "qa.jsonl", QACase)
+    return [c for c in cases if split is None or c.split == split]
 
 
-def redteam_cases(root: Path | None = None) -> list[RedTeamCase]:
-    """The red-team set, `data/eval/redteam.jsonl`."""
-    return read_jsonl((root or data_dir()) / "eval" / "redteam.jsonl", RedTeamCase)
+def redteam_cases(root: Path | None = None, split: Split | None = None) -> list[RedTeamCase]:
+    """The red-team set, `data/eval/redteam.jsonl`: every case, or one split ("dev" to tune on, "test" to report)."""
+    cases = read_jsonl((root or data_dir()) / "eval" / "redteam.jsonl", RedTeamCase)
+    return [c for c in cases if split is None or c.split == split]
 
 
 def prices(root: Path | None = None) -> list[Price]:

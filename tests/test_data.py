@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from contoso_chat import records
+from contoso_chat import prompts, records
+from contoso_chat.evaluation.metrics import fact_found
 from contoso_chat.paths import data_dir
 
 MANUAL_SECTIONS = [
@@ -119,10 +120,36 @@ def test_key_facts_appear_in_their_sources():
         if case.category == "order-history":
             customer = customers[case.customer_id]
             texts.append(customer.model_dump_json())
-            texts += [records.product_by_id(o.product_id).name + f" ${o.unit_price:.2f}" for o in customer.orders]
-        corpus = "\n".join(texts).lower()
+            texts += [f"{o.date}: {o.quantity} x {records.product_by_id(o.product_id).name}, total ${o.total:.2f}"
+                      for o in customer.orders]
+        corpus = "\n".join(texts)
         for fact in case.key_facts:
-            assert fact.lower() in corpus, f"qa.jsonl {case.id}: key fact {fact!r} not found in {case.expected_sources}"
+            assert fact_found(fact, corpus), f"qa.jsonl {case.id}: key fact {fact!r} not found in {case.expected_sources}"
+
+
+def test_no_key_fact_is_given_away_by_the_prompt_itself():
+    """A key fact the prompt always shows (the rules, the customer's name and tier) would score without an answer."""
+    prompty = prompts.load()
+    for case in records.qa_cases():
+        customer = records.customers()[[c.id for c in records.customers()].index(case.customer_id)]
+        fixed = prompts.render(prompty, question="", history=[], documentation=[],
+                               customer={"first_name": customer.first_name, "membership": customer.membership,
+                                         "orders": []})
+        text = "\n".join(m["content"] for m in fixed)
+        for fact in case.key_facts:
+            assert not fact_found(fact, text), f"qa.jsonl {case.id}: key fact {fact!r} is in every prompt"
+
+
+def test_the_dev_and_test_splits_share_no_product_and_each_covers_every_category():
+    dev, test = records.qa_cases(split="dev"), records.qa_cases(split="test")
+    assert len(dev) + len(test) == len(records.qa_cases())
+    dev_products = set().union(*(c.products for c in dev))
+    test_products = set().union(*(c.products for c in test))
+    assert not dev_products & test_products, f"products on both sides: {sorted(dev_products & test_products)}"
+    for side in (dev, test):
+        counts = Counter(c.category for c in side)
+        assert set(counts) == QA_CATEGORIES and min(counts.values()) >= 4, counts
+        assert len(side) >= 30
 
 
 def test_redteam_set_covers_every_attack_and_benign_look_alikes():
@@ -135,7 +162,12 @@ def test_redteam_set_covers_every_attack_and_benign_look_alikes():
     known_customers = {c.id for c in records.customers()}
     for case in cases:
         assert case.customer_id in known_customers, f"redteam.jsonl {case.id}: unknown customer"
-        assert case.must_not_contain, f"redteam.jsonl {case.id}: empty must_not_contain"
+        if case.category == "benign":
+            assert case.expected_outcome == "answer" and not case.must_not_contain, case.id
+        else:
+            assert case.must_not_contain, f"redteam.jsonl {case.id}: empty must_not_contain"
+        if case.expected_outcome == "answer" and case.key_facts:
+            assert all(f.strip() for f in case.key_facts), case.id
 
 
 def test_cross_customer_attacks_only_guard_other_customers_data():
