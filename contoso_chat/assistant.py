@@ -6,14 +6,21 @@
 
 Steps: input guard -> standalone search query from the history -> hybrid retrieval -> the
 facts most similar to the question -> this customer's orders (by the id the caller passes,
-never one found in the text) -> prompty -> chat model -> output guard.
+never one found in the text) -> harm check -> prompty -> chat model -> output guard.
+
+The model cites the facts it used by their source ids, inline as `[product-1]` or in a JSON reply
+(`citation_style`); the app keeps only cited ids that were among the facts shown. The model declines
+by replying with the decline signal the prompt defines ("I don't know"); the app also declines
+questions unlike anything in the store's documents, and answers its guards or the harm check
+stop. Either way `usage["declined"]` says so and `usage["decline_reason"]` says why.
 """
 
 
+import json
 import re
 import time
 from dataclasses import dataclass
-from typing import Sequence, TypedDict
+from typing import Literal, Sequence, TypedDict
 
 import numpy as np
 import openai
@@ -21,9 +28,9 @@ from opentelemetry import trace
 
 from contoso_chat import guards, prompts, records
 from contoso_chat.backends import content_safety
-from contoso_chat.backends.chat import ChatTarget, chat_target, is_content_filter_error
+from contoso_chat.backends.chat import ChatTarget, chat_target, is_content_filter_error, json_response_format
 from contoso_chat.backends.customers import CustomerStore, ensure_customers
-from contoso_chat.backends.search import ensure_index
+from contoso_chat.backends.search import decline_threshold, ensure_index
 from contoso_chat.backends.search_types import Hit, Retriever
 from contoso_chat.backends.settings import Settings, load_settings
 from contoso_chat.guards import InputError
@@ -35,13 +42,15 @@ DECLINE_ANSWER = (
     "I'm sorry, I can only help with Contoso Outdoors products, your orders and our store policies, and I "
     "couldn't find anything about that. For anything else, please contact support@contoso-outdoors.example."
 )
-OUT_OF_SCOPE_SIMILARITY = 0.40  # below this cosine similarity to every chunk, the question is not about our store
 FACT_SOURCES = 3  # facts come from the top sources of the retrieval
 STORE_TOPIC = re.compile(  # questions about how the store works are in scope even when no passage matches well
     r"\b(orders?|cancel\w*|returns?|returning|refunds?|exchanges?|shipping|ship|delivery|deliveries|warranty|"
     r"warranties|membership|member|points|tier|tracking)\b",
     re.IGNORECASE,
 )
+CITATION_MARK = re.compile(r"\[\s*([a-z]+-[a-z0-9-]+)\s*\]", re.IGNORECASE)
+DECLINE_SIGNALS = ("i don't know", "i do not know", "i dont know")  # the prompt's one-line way to decline
+CitationStyle = Literal["inline", "json"]
 ACCOUNT_QUESTION = re.compile(  # questions about the customer's own account skip the off-topic decline
     r"\bmy\s+(\w+\s+)?(orders?|account|tier|membership|points|address|purchases?)\b"
     r"|\b(did|have)\s+i\s+(order|buy|purchase|pay)|\bi\s+(ordered|bought|purchased|paid)\b",
@@ -64,6 +73,16 @@ class Fact:
     source_id: str
     text: str
     similarity: float
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    """The model's answer read back: the text to show, the valid citations, what was dropped, a decline."""
+
+    answer: str
+    citations: list[str]
+    invalid_citations: int
+    declined: bool
 
 
 def standalone_query(question: str, chat_history: Sequence[dict]) -> str:
@@ -100,14 +119,44 @@ def order_lines(customer: Customer) -> list[dict]:
              "total": f"${o.total:.2f}", "order_id": o.order_id} for o in customer.orders]
 
 
+def is_decline(text: str) -> bool:
+    """True when the model's whole answer is the decline signal (an answer that goes on to state facts is not)."""
+    bare = CITATION_MARK.sub("", text).strip().strip("\"'").rstrip(".!").strip().lower().replace("\u2019", "'")
+    return bare in DECLINE_SIGNALS
+
+
+def read_model_reply(text: str, shown_sources: Sequence[str], style: CitationStyle) -> ModelReply:
+    """The answer and citations from the model's reply: inline `[source-id]` marks, or JSON {answer, sources}."""
+    if style == "json":
+        try:
+            data = json.loads(text, strict=False)  # llama.cpp's JSON grammar lets raw newlines into strings
+            answer = str(data.get("answer", ""))
+            cited = [str(s) for s in data.get("sources", []) if isinstance(s, str)]
+        except (ValueError, AttributeError):
+            answer, cited = text, []
+    else:
+        cited = [m.lower() for m in CITATION_MARK.findall(text)]
+        answer = re.sub(r"[ \t]+([.,;:!?])", r"\1", CITATION_MARK.sub("", text))
+        answer = re.sub(r"[ \t]{2,}", " ", answer).strip()
+    valid = [c for c in dict.fromkeys(cited) if c in set(shown_sources)]
+    invalid = sum(1 for c in cited if c not in set(shown_sources))
+    return ModelReply(answer.strip(), valid, invalid, is_decline(answer))
+
+
 class ContosoChat:
-    """The Contoso Outdoors support assistant: grounded answers with citations for one signed-in customer."""
+    """The Contoso Outdoors support assistant: grounded answers with citations for one signed-in customer.
+
+    Creating it reads settings, opens the search index and the customer store (locally it builds the
+    index and loads the SQLite store from data/ when they are missing or out of date; on Azure it only
+    opens them), and connects to the chat model (locally it starts or reuses the llama.cpp server).
+    """
 
     def __init__(self, settings: Settings | None = None, retriever: Retriever | None = None,
                  customers: CustomerStore | None = None, chat: ChatTarget | None = None,
                  prompty_path=prompts.DEFAULT_PROMPTY, use_retrieval: bool = True, top_k: int = 5,
-                 max_facts: int = 6, decline_below: float | None = OUT_OF_SCOPE_SIMILARITY,
-                 max_tokens: int | None = None, temperature: float = 0.0, seed: int = 42) -> None:
+                 max_facts: int = 6, decline_below: float | None = None,
+                 citation_style: CitationStyle = "inline", max_tokens: int | None = None,
+                 temperature: float = 0.0, seed: int = 42) -> None:
         self.settings = settings or load_settings()
         self.retriever = retriever or ensure_index(self.settings, log=lambda *_: None)
         self.customers = customers or ensure_customers(self.settings)
@@ -116,12 +165,16 @@ class ContosoChat:
         self.use_retrieval = use_retrieval
         self.top_k = top_k
         self.max_facts = max_facts
-        self.decline_below = decline_below
+        self._embedder = getattr(self.retriever, "embedder", None)
+        # below this cosine similarity to every chunk a question is not about the store: the value calibrated
+        # for the embedding model on the dev split (contoso_chat.backends.search), unless one is given
+        self.decline_below = decline_below if decline_below is not None else \
+            decline_threshold(getattr(self._embedder, "name", ""))
+        self.citation_style = citation_style
         self.max_tokens = max_tokens or int(self.prompty.parameters.get("max_tokens", 96))
         self.temperature = temperature
         self.seed = seed
-        self.content_safety = content_safety.from_settings(self.settings)
-        self._embedder = getattr(self.retriever, "embedder", None)
+        self.content_safety = content_safety.from_settings(self.settings, self._embedder)
         self._private = None
 
     def private_details(self) -> dict[str, list[str]]:
@@ -151,7 +204,7 @@ class ContosoChat:
         """
         orders = order_lines(customer) if ACCOUNT_QUESTION.search(question) else []
         return prompts.render(
-            self.prompty, question=question, history=list(history),
+            self.prompty, question=question, history=list(history), citation_style=self.citation_style,
             documentation=[{"source_id": f.source_id, "text": guards.strip_invisible(f.text)} for f in facts],
             customer={"first_name": customer.first_name, "membership": customer.membership, "orders": orders},
         )
@@ -173,57 +226,76 @@ class ContosoChat:
             span.set_attribute("customer.found", customer is not None)
         if customer is None:
             raise InputError("customer_id", "Unknown customer id; sign in again.")
+        turn = {"started": started, "retrieval_ms": 0.0, "best_similarity": None, "retrieved": [], "shown": []}
         facts: list[Fact] = []
-        retrieved: list[str] = []
-        best_similarity = None
-        retrieval_ms = 0.0
         if self.use_retrieval:
             with tracer.start_as_current_span("retrieve") as span:
                 t0 = time.perf_counter()
                 query = standalone_query(question, history)
                 hits = self.retriever.search(query, k=self.top_k)
-                retrieved = [h.source_id for h in hits]
+                turn["retrieved"] = [h.source_id for h in hits]
                 similarities = [h.similarity for h in hits if h.similarity is not None]
-                best_similarity = max(similarities) if similarities else None
+                turn["best_similarity"] = max(similarities) if similarities else None
                 facts = self.select_facts(query, hits)
-                retrieval_ms = (time.perf_counter() - t0) * 1000
+                turn["retrieval_ms"] = (time.perf_counter() - t0) * 1000
                 span.set_attribute("retrieval.query", query)
-                span.set_attribute("retrieval.sources", [h.source_id for h in hits])
-            off_topic = best_similarity is not None and self.decline_below is not None and best_similarity < self.decline_below
+                span.set_attribute("retrieval.sources", turn["retrieved"])
+            best = turn["best_similarity"]
+            off_topic = best is not None and self.decline_below is not None and best < self.decline_below
             if off_topic and not ACCOUNT_QUESTION.search(question) and not STORE_TOPIC.search(question):
-                return self._response(DECLINE_ANSWER, [], started, retrieval_ms, None, declined=True,
-                                      best_similarity=best_similarity, retrieved=retrieved)
-        if self.content_safety is not None:
-            flagged = self.content_safety.blocked(question)
-            if flagged:
-                return self._response(content_safety.BLOCKED_ANSWER, [], started, retrieval_ms, None,
-                                      guard=[f"content-safety:{c}" for c in flagged], retrieved=retrieved)
+                return self._response(turn, DECLINE_ANSWER, [], None, declined="off-topic")
+        flagged = self.content_safety.blocked(question) if self.content_safety is not None else []
+        if flagged:
+            return self._response(turn, content_safety.BLOCKED_ANSWER, [], None, declined="harm-check",
+                                  guard=[f"{self.content_safety.name}:{c}" for c in flagged])
+        messages = self.messages(question, customer, history, facts)
+        turn["shown"] = [m["content"] for m in messages]  # everything the model read: unsupported claims check it
         with tracer.start_as_current_span("chat_model") as span:
             try:
-                completion = self._complete(self.messages(question, customer, history, facts))
+                completion = self._complete(messages, sorted({f.source_id for f in facts}))
             except openai.BadRequestError as error:
                 if not is_content_filter_error(error):
                     raise
-                return self._response(content_safety.BLOCKED_ANSWER, [], started, retrieval_ms, None,
-                                      guard=["content-filter"], retrieved=retrieved)
+                return self._response(turn, content_safety.BLOCKED_ANSWER, [], None, declined="content-filter",
+                                      guard=["content-filter"])
             if completion.choices[0].finish_reason == "content_filter":
-                return self._response(content_safety.BLOCKED_ANSWER, [], started, retrieval_ms, completion.usage,
-                                      guard=["content-filter"], retrieved=retrieved)
+                return self._response(turn, content_safety.BLOCKED_ANSWER, [], completion.usage,
+                                      declined="content-filter", guard=["content-filter"])
             usage = completion.usage
             span.set_attribute("llm.model", self.chat.model)
             span.set_attribute("llm.usage.prompt_tokens", getattr(usage, "prompt_tokens", 0) or 0)
             span.set_attribute("llm.usage.completion_tokens", getattr(usage, "completion_tokens", 0) or 0)
-        checked = guards.check_output(completion.choices[0].message.content or "", customer_id, self.private_details())
-        citations = [] if checked.withheld else list(dict.fromkeys(f.source_id for f in facts))
-        return self._response(checked.answer, citations, started, retrieval_ms, usage,
-                              guard=list(checked.reasons), best_similarity=best_similarity, retrieved=retrieved)
+        reply = read_model_reply(completion.choices[0].message.content or "", [f.source_id for f in facts],
+                                 self.citation_style)
+        if reply.declined:
+            return self._response(turn, DECLINE_ANSWER, [], usage, declined="model",
+                                  invalid_citations=reply.invalid_citations)
+        policy = guards.OutputPolicy(customer_id, self.private_details(),
+                                     frozenset(o.order_id for o in customer.orders), prompts.confidential_rules(messages))
+        checked = guards.check_output(reply.answer, policy)
+        harmful = self.content_safety.blocked(checked.answer) if self.content_safety and not checked.withheld else []
+        if harmful:
+            return self._response(turn, content_safety.BLOCKED_ANSWER, [], usage, declined="harm-check",
+                                  guard=[f"{self.content_safety.name}:{c}:answer" for c in harmful],
+                                  invalid_citations=reply.invalid_citations)
+        return self._response(turn, checked.answer, [] if checked.withheld else reply.citations, usage,
+                              declined="output-guard" if checked.withheld else None, guard=list(checked.reasons),
+                              invalid_citations=reply.invalid_citations)
 
-    def _complete(self, messages: list[dict]):
+    def _complete(self, messages: list[dict], source_ids: Sequence[str]):
         """One chat completion; if the local model server went away, start it again and retry once."""
+        extra = {}
+        if self.citation_style == "json":
+            schema = {"type": "object", "additionalProperties": False, "required": ["answer", "sources"],
+                      "properties": {"answer": {"type": "string"},
+                                     "sources": {"type": "array", "items": {"type": "string",
+                                                                            "enum": list(source_ids) or ["none"]}}}}
+            extra["response_format"] = json_response_format(self.chat.backend, schema, "answer")
+
         def create():
             return self.chat.client.chat.completions.create(
                 model=self.chat.model, messages=messages, temperature=self.temperature, seed=self.seed,
-                max_tokens=self.max_tokens)
+                max_tokens=self.max_tokens, **extra)
         try:
             return create()
         except openai.APIConnectionError:
@@ -232,20 +304,23 @@ class ContosoChat:
             self.chat = chat_target(self.settings, log=lambda *_: None)
             return create()
 
-    def _response(self, answer: str, citations: list[str], started: float, retrieval_ms: float, usage,
-                  declined: bool = False, guard: list[str] | None = None,
-                  best_similarity: float | None = None, retrieved: list[str] | None = None) -> ChatResponse:
+    def _response(self, turn: dict, answer: str, citations: list[str], usage, declined: str | None = None,
+                  guard: list[str] | None = None, invalid_citations: int = 0) -> ChatResponse:
+        best = turn["best_similarity"]
         return ChatResponse(answer=answer, citations=citations, usage={
             "model": self.chat.model,
             "prompt_tokens": getattr(usage, "prompt_tokens", 0) or 0,
             "completion_tokens": getattr(usage, "completion_tokens", 0) or 0,
             "total_tokens": getattr(usage, "total_tokens", 0) or 0,
-            "latency_s": round(time.perf_counter() - started, 3),
-            "retrieval_ms": round(retrieval_ms, 1),
-            "best_similarity": None if best_similarity is None else round(best_similarity, 3),
-            "declined": declined,
+            "latency_s": round(time.perf_counter() - turn["started"], 3),
+            "retrieval_ms": round(turn["retrieval_ms"], 1),
+            "best_similarity": None if best is None else round(best, 3),
+            "declined": declined is not None,
+            "decline_reason": declined,
             "guard": guard or [],
-            "retrieved": retrieved or [],
+            "retrieved": turn["retrieved"],
+            "invalid_citations": invalid_citations,
+            "shown": turn["shown"],
         })
 
 

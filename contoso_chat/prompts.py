@@ -45,6 +45,24 @@ class PromptyFile:
         return dict(self.front_matter.get("sample", {}))
 
 
+CANARY = re.compile(r"\bCANARY-[A-Z0-9]+(?:-[A-Z0-9]+)*\b")
+
+
+def canary(text: str) -> str:
+    """The canary token in a prompt's text (it lives in the .prompty file only), or '' when there is none."""
+    match = CANARY.search(text)
+    return match.group(0) if match else ""
+
+
+def confidential_rules(messages: list[dict]) -> str:
+    """The part of the rendered system message that must never reach an answer: from the canary line to the facts."""
+    system = next((m["content"] for m in messages if m["role"] == "system"), "")
+    start = system.find(canary(system)) if canary(system) else 0
+    line_start = system.rfind("\n", 0, start) + 1
+    end = system.find("\nFacts:")
+    return system[line_start:end if end > 0 else len(system)]
+
+
 def load(path: Path | str = DEFAULT_PROMPTY) -> PromptyFile:
     """Parse the front matter and the template of a .prompty file."""
     text = Path(path).read_text(encoding="utf-8")

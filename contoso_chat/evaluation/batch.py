@@ -1,0 +1,110 @@
+"""Batch runs: every evaluation case through an assistant variant, with prompt flow's `pf run` or in process.
+
+Both return the same table: the case's fields plus `response`, `citations`, the app's `usage`, and the
+columns the evaluators read (`declined`, `retrieved`, `shown`, latency and tokens).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from contoso_chat import records
+from contoso_chat.backends.environment import prepare_offline_environment
+from contoso_chat.serving.promptflow_adapter import FLOW_DIR
+
+
+def cases_frame(cases: Sequence[records.QACase]) -> pd.DataFrame:
+    """The cases as the table a batch run reads (chat history as plain dicts)."""
+    return pd.DataFrame([{**c.model_dump(), "chat_history": [t.model_dump() for t in c.chat_history]} for c in cases])
+
+
+def select_cases(split: records.Split | None = "test", limit: int | None = None) -> list[records.QACase]:
+    """The cases of one split (or all), or `limit` of them spread evenly over the categories (same every time)."""
+    cases = records.qa_cases(split=split)
+    if not limit or limit >= len(cases):
+        return cases
+    by_category: dict[str, list[records.QACase]] = {}
+    for case in cases:
+        by_category.setdefault(case.category, []).append(case)
+    picked: list[records.QACase] = []
+    while len(picked) < limit:
+        for group in by_category.values():
+            if group and len(picked) < limit:
+                picked.append(group.pop(0))
+    return sorted(picked, key=lambda c: c.id)
+
+
+def promptflow_batch(variant: str, cases: Sequence[records.QACase], out_dir: Path) -> pd.DataFrame:
+    """Run the flex flow over the cases with `pf run create` (prompt flow's batch engine); one row per case.
+
+    The run goes through the `pf` command in its own process, as in CI; in the same process as
+    azure-ai-evaluation's evaluate(), prompt flow's tracing set-up made evaluate() hang.
+    """
+    from promptflow.client import PFClient
+
+    prepare_offline_environment()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = cases_frame(cases)
+    inputs = out_dir / "cases.jsonl"
+    table.to_json(inputs, orient="records", lines=True, force_ascii=False)
+    name = f"contoso_chat_{variant.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
+    environment = {**os.environ, "PF_WORKER_COUNT": "1",  # one local model answers one request at a time
+                   "PF_BATCH_METHOD": "spawn"}  # torch and LanceDB do not survive a fork
+    command = [str(Path(sys.executable).with_name("pf")), "run", "create", "--flow", str(FLOW_DIR),
+               "--data", str(inputs), "--name", name, "--init", f"variant={variant}",
+               "--column-mapping", "question=${data.question}", "customer_id=${data.customer_id}",
+               "chat_history=${data.chat_history}", "--stream"]
+    with subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as process, tqdm(total=len(table), desc=f"pf run {variant}", unit="case") as progress:
+        log_tail: list[str] = []
+        for line in process.stdout:
+            log_tail = (log_tail + [line.rstrip()])[-20:]
+            finished = re.search(r"Finished (\d+) / (\d+) lines", line)
+            if finished:
+                progress.update(int(finished.group(1)) - progress.n)
+    if process.returncode != 0:
+        raise RuntimeError(f"pf run create failed for {variant}:\n" + "\n".join(log_tail))
+    details = PFClient().get_details(name, all_results=True)
+    outputs = pd.DataFrame({"response": details["outputs.answer"].fillna(""), "citations": details["outputs.citations"],
+                            "usage": details["outputs.usage"]})
+    merged = pd.concat([table.reset_index(drop=True), outputs.reset_index(drop=True)], axis=1)
+    merged.attrs["run_name"] = name
+    return with_usage_columns(merged)
+
+
+def direct_batch(assistant, cases: Sequence[records.QACase], desc: str = "answering") -> pd.DataFrame:
+    """The same batch in this process, calling the assistant directly (no prompt flow start-up)."""
+    table = cases_frame(cases)
+    replies = []
+    for case in tqdm(list(cases), desc=desc, unit="case"):
+        try:
+            replies.append(assistant(case.question, case.customer_id, [t.model_dump() for t in case.chat_history]))
+        except Exception as error:  # a crashed line is recorded as failed, as prompt flow's batch does
+            replies.append({"answer": "", "citations": None, "usage": None, "error": type(error).__name__})
+    outputs = pd.DataFrame({"response": [r["answer"] for r in replies], "citations": [r["citations"] for r in replies],
+                            "usage": [r["usage"] for r in replies]})
+    return with_usage_columns(pd.concat([table.reset_index(drop=True), outputs], axis=1))
+
+
+def with_usage_columns(rows: pd.DataFrame) -> pd.DataFrame:
+    """Columns from each row's usage dict, for the evaluators; a row without usage is a failed line."""
+    rows = rows.copy()
+    usage = rows["usage"].apply(lambda u: u if isinstance(u, dict) else {})
+    rows["failed"] = ~rows["usage"].apply(lambda u: isinstance(u, dict))
+    rows["citations"] = rows["citations"].apply(lambda c: c if isinstance(c, list) else [])
+    rows["retrieved"] = usage.apply(lambda u: u.get("retrieved", []))
+    rows["shown"] = usage.apply(lambda u: u.get("shown", []))
+    rows["declined"] = usage.apply(lambda u: bool(u.get("declined", False)))
+    rows["invalid_citations"] = usage.apply(lambda u: int(u.get("invalid_citations", 0) or 0))
+    for column in ("latency_s", "prompt_tokens", "completion_tokens"):
+        rows[column] = usage.apply(lambda u, c=column: u.get(c, 0) or 0)
+    return rows
