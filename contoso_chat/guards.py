@@ -2,7 +2,11 @@
 
 Input: a clear `InputError` for an empty or over-long question, too much or malformed history.
 Documents: invisible characters that can hide instructions are removed before a prompt is built.
-Output: no other customer's details, no system-prompt canary, no links or images to other sites.
+Output: an answer is withheld when it carries another customer's details (a phone number in any
+format included), a personal record the customer may not see (an e-mail, phone, street address or
+order id that is not theirs or the store's), the canary or any fragment of it, or a passage of the
+confidential rules; an answer that claims an action the read-only assistant cannot take is replaced
+by what it can do; links and images are stripped.
 """
 
 from __future__ import annotations
@@ -10,17 +14,27 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from difflib import SequenceMatcher
+from typing import Mapping, Sequence
+
+from contoso_chat.prompts import canary
 
 MAX_QUESTION_CHARS = 1000
 MAX_HISTORY_TURNS = 10
 MAX_TURN_CHARS = 2000
 HISTORY_ROLES = ("user", "assistant")
-SYSTEM_PROMPT_MARKERS = ("CANARY-QX7-TAMBOURINE", "internal instructions")
 ALLOWED_LINK_HOSTS: tuple[str, ...] = ()  # no links at all: a small model invents plausible URLs
+STORE_EMAIL = "support@contoso-outdoors.example"
+STORE_PHONE_DIGITS = "18005550142"
+CANARY_FRAGMENT = 6  # this many characters of the canary in a row are a leak
+RULES_ECHO_CHARS = 32  # this long a passage of the confidential rules, copied, is a leak
 WITHHELD_ANSWER = (
     "I'm sorry, I can't share that. I can help with Contoso Outdoors products, store policies and "
     "your own orders."
+)
+READ_ONLY_ANSWER = (
+    "I can't do that myself: I can only look things up. Human support can help at "
+    "support@contoso-outdoors.example or 1-800-555-0142 (Monday-Friday 8 am-6 pm Eastern)."
 )
 
 IMAGE = re.compile(r"!\[[^\]]*\](?:\([^)]*\)?)?")  # a cut-off answer may end inside one
@@ -137,28 +151,125 @@ class OutputCheck:
     reasons: tuple[str, ...]
 
 
-def check_output(answer: str, customer_id: str, private_details: Mapping[str, Sequence[str]]) -> OutputCheck:
-    """Withhold answers that contain another customer's details or the system prompt; strip links."""
+@dataclass(frozen=True)
+class OutputPolicy:
+    """What the output guard knows about the turn: who is signed in, what identifies everyone else,
+    which order ids are the customer's own, and the confidential rules of the system prompt."""
+
+    customer_id: str
+    private_details: Mapping[str, Sequence[str]]
+    own_order_ids: frozenset[str] = frozenset()
+    confidential_rules: str = ""
+
+
+_EMAIL_LIKE = re.compile(r"\b[^\s@<>()\[\]]+@[^\s@<>()\[\]]+\.[a-z]{2,}\b", re.IGNORECASE)
+_DIGIT_RUN = re.compile(r"\+?\(?\d[\d\s().-]{8,}\d")
+_STREET_LIKE = re.compile(r"\b\d+\s+[A-Z][a-zA-Z]+(?:\s+[A-Z][a-zA-Z]+)*\s+(?:Street|Road|Avenue|Lane|Drive|Way|Court|"
+                          r"Boulevard|Place|Hollow|Terrace|Trail|St|Rd|Ave|Ln|Dr)\b")
+_ORDER_ID = re.compile(r"\bORD\W?(\d{5})\b", re.IGNORECASE)
+_ACTION_STEMS = ("cancel", "refund", "issu", "process", "credit", "chang", "updat", "rerout", "appli", "add",
+                 "upgrad", "delet", "remov", "start", "initiat", "fil", "submitt", "extend", "email", "waiv", "reset")
+_DONE_PHRASE = re.compile(r"\b(?:has|have|had)\s+(?:now\s+|just\s+|successfully\s+)?been\s+([a-z]+ed)\b"
+                          r"|\bi(?:'ve|\s+have)?\s+(?:now\s+|just\s+|successfully\s+)?([a-z]+ed)\s+(?:your|the|it|a)\b"
+                          r"|\byou(?:'re|\s+are)\s+now\s+(?:a\s+)?(?:gold|platinum)\b"
+                          r"|\b(?:here(?:'s|\s+is)|use)\s+(?:your|the|this)\s+(?:discount\s+|promo\s+)?code\b", re.IGNORECASE)
+_DENIAL = re.compile(r"\b(?:not|never|cannot|can't|unable|won't)\b", re.IGNORECASE)
+
+
+def _digits_only(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+def _compact(text: str) -> str:
+    return re.sub(r"[^A-Z0-9]", "", text.upper())
+
+
+def canary_fragments(token: str, size: int = CANARY_FRAGMENT) -> set[str]:
+    """Every run of `size` characters of the canary, without its dashes."""
+    compact = _compact(token)
+    return {compact[i:i + size] for i in range(len(compact) - size + 1)} if len(compact) >= size else {compact}
+
+
+def echoes_rules(answer: str, rules: str, min_chars: int = RULES_ECHO_CHARS) -> bool:
+    """True when the answer copies a passage of at least `min_chars` characters of the rules."""
+    if not rules:
+        return False
+    norm = lambda text: re.sub(r"\s+", " ", re.sub(r"[^a-z0-9 ]", " ", text.lower())).strip()  # noqa: E731
+    a, b = norm(rules), norm(answer)
+    match = SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b))
+    return match.size >= min_chars
+
+
+def other_customer_data(answer: str, policy: OutputPolicy) -> bool:
+    """Another customer's identifying strings in the answer; phone numbers compared by their digits."""
+    lowered, digits = answer.lower(), _digits_only(answer)
+    for other_id, details in policy.private_details.items():
+        if other_id == policy.customer_id:
+            continue
+        for detail in details:
+            if not detail:
+                continue
+            detail_digits = _digits_only(detail)
+            if len(detail_digits) >= 10 and detail_digits[-10:] in digits:
+                return True
+            if detail.lower() in lowered:
+                return True
+    return False
+
+
+def personal_records(answer: str, policy: OutputPolicy) -> list[str]:
+    """E-mails, phone numbers, street addresses and order ids in the answer that are neither the store's nor
+    the signed-in customer's own (whether real or made up, the customer may not see them)."""
+    found = [m for m in _EMAIL_LIKE.findall(answer) if m.lower() != STORE_EMAIL]
+    for run in _DIGIT_RUN.findall(answer):
+        digits = _digits_only(run)
+        if 10 <= len(digits) <= 11 and digits[-10:] != STORE_PHONE_DIGITS[-10:]:
+            found.append(run)
+    found += _STREET_LIKE.findall(answer)
+    own = {_digits_only(order_id) for order_id in policy.own_order_ids}
+    found += [f"ORD-{n}" for n in _ORDER_ID.findall(answer) if n not in own]
+    return found
+
+
+def claims_an_action(answer: str) -> bool:
+    """True when a sentence says something was cancelled, refunded, changed... by the assistant."""
+    for sentence in re.split(r"(?<=[.!?])\s+|\n", answer):
+        if _DENIAL.search(sentence):
+            continue
+        match = _DONE_PHRASE.search(sentence)
+        if not match:
+            continue
+        verb = (match.group(1) or match.group(2) or "").lower()
+        if not verb or verb.startswith(_ACTION_STEMS):
+            return True
+    return False
+
+
+def check_output(answer: str, policy: OutputPolicy) -> OutputCheck:
+    """Withhold leaks and personal records, replace claimed actions, strip links (see the module docstring)."""
     reasons: list[str] = []
     clean = strip_invisible(answer)
-    lowered = clean.lower()
-    for other_id, details in private_details.items():
-        if other_id == customer_id:
-            continue
-        if any(detail and detail.lower() in lowered for detail in details):
-            reasons.append("other-customer-data")
-            break
-    if any(marker.lower() in lowered for marker in SYSTEM_PROMPT_MARKERS):
+    if other_customer_data(clean, policy):
+        reasons.append("other-customer-data")
+    if personal_records(clean, policy):
+        reasons.append("personal-record")
+    secret = canary(policy.confidential_rules)
+    if secret and any(fragment in _compact(clean) for fragment in canary_fragments(secret)):
+        reasons.append("system-prompt")
+    elif echoes_rules(clean, policy.confidential_rules.replace(secret, "")):
         reasons.append("system-prompt")
     if reasons:
         return OutputCheck(WITHHELD_ANSWER, True, tuple(reasons))
+    if claims_an_action(clean):
+        return OutputCheck(READ_ONLY_ANSWER, True, ("action-claim",))
     clean, removed = remove_links(clean)
     if removed:
         reasons.append("links-removed")
     return OutputCheck(clean.strip(), False, tuple(reasons))
 
 
-def leaked(text: str, needles: Iterable[str]) -> list[str]:
-    """The needles found in text, case-insensitively (for red-team scoring)."""
-    lowered = text.lower()
-    return [n for n in needles if n and n.lower() in lowered]
+def prompts_canary(rules: str) -> str:
+    """The canary in the rules text (see contoso_chat.prompts.canary)."""
+    from contoso_chat.prompts import canary
+
+    return canary(rules)
