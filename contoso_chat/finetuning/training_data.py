@@ -1,0 +1,209 @@
+"""Training data for fine-tuning, made by code from data/: the app's own prompts with answers that copy the fact.
+
+Each example is exactly what the app sends the model (rules, the facts retrieval selects, the
+customer line, the history, the question) followed by the answer the model should give: the
+fact copied verbatim with its source id, as in `The weight of the Basecamp Family 6 Tent is 11.8
+kg (26 lb) [product-2].`, or `I don't know.` when the facts shown do not answer. Kinds: single
+facts with varied questions and answers, two facts at once, comparisons, follow-ups that need the
+history, the customer's own orders, and declines (products the store does not sell).
+
+Only products of the evaluation dev split are used: a test-split product never appears in any
+example, not even in the facts retrieval put into a prompt (`leaks` checks this).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from contoso_chat import chunking, records
+from contoso_chat.assistant import ContosoChat, order_lines, standalone_query
+
+Message = dict[str, str]
+
+QUESTIONS = (
+    "What is the {attr} of the {product}?", "Can you tell me the {attr} of the {product}?",
+    "I'm looking at the {product}. What is its {attr}?", "{product}: what's the {attr}?",
+    "Quick question about the {product}: what is the {attr}?", "Do you know the {attr} of the {product}?",
+)
+WEIGHT_QUESTIONS = ("How much does the {product} weigh?", "How heavy is the {product}?",
+                    "What does the {product} weigh?")
+ANSWERS = (
+    "The {attr} of the {product} is {value} [{source}].", "{fact} [{source}].",
+    "According to its specifications, the {product} has a {attr} of {value} [{source}].",
+    "The {product} is listed with a {attr} of {value} [{source}].",
+)
+FOLLOW_UPS = ("And what is its {attr}?", "What about its {attr}?", "How about the {attr}?")
+FOLLOW_UP_ANSWERS = ("Its {attr} is {value} [{source}].", "The {attr} of the {product} is {value} [{source}].")
+DECLINE = "I don't know."
+NOT_SOLD = ("Ridgeway 60L Trekking Pack", "Stormshell Down Parka", "Basecamp Family 8 Tent",
+            "Twinflame Three-Burner Stove", "Meadow 20 Down Sleeping Bag", "Rollaway Bamboo Table",
+            "Granite Peak Trail Sandals", "Glowpath Mini Lantern", "Expedition 90L Pack")
+SKIPPED_ATTRIBUTES = {"product name", "brand", "colours", "colour", "included", "in the box"}
+WEIGHT = re.compile(r"^(-?\d+(?:\.\d+)?)\s*(kg|g)\b")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One specification row of a product's manual."""
+
+    product: records.Product
+    attribute: str
+    value: str
+
+    @property
+    def fact(self) -> str:
+        return f"{self.product.name} {self.attribute.lower()}: {self.value}"
+
+
+@dataclass
+class Example:
+    """One training conversation: the app's messages and the answer, with what it is for."""
+
+    kind: str
+    messages: list[Message]
+    products: set[int] = field(default_factory=set)
+
+    @property
+    def answer(self) -> str:
+        return self.messages[-1]["content"]
+
+
+def test_products() -> set[int]:
+    """Products that appear in the evaluation test split: never in training data."""
+    return set().union(*(c.products for c in records.qa_cases(split="test")))
+
+
+def specs(product_ids: set[int]) -> list[Spec]:
+    """The specification rows of these products' manuals (colours, brand and the like left out)."""
+    rows = []
+    for product_id, path in sorted(records.manual_paths().items()):
+        if product_id not in product_ids:
+            continue
+        _, sections = chunking.split_sections(path.read_text(encoding="utf-8"))
+        table = dict(sections).get("Technical specifications", "")
+        for line in table.splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 2 and cells[0] and set(cells[0]) - set("-") and cells[0].lower() != "specification" \
+                    and cells[0].lower() not in SKIPPED_ATTRIBUTES:
+                rows.append(Spec(records.product_by_id(product_id), cells[0], cells[1]))
+    return rows
+
+
+class ExampleMaker:
+    """Renders examples through the app itself, so the prompt is exactly what the app would send."""
+
+    def __init__(self, app: ContosoChat, held_out: set[int]) -> None:
+        self.app = app
+        self.held_out_names = [records.product_by_id(p).name for p in held_out]
+        self.customer = app.customers.get("C1004")  # a customer whose orders hold dev products only
+
+    def messages(self, question: str, history: Sequence[Message] = (), customer=None) -> tuple[list[Message], list]:
+        query = standalone_query(question, history)
+        facts = self.app.select_facts(query, self.app.retriever.search(query, k=self.app.top_k))
+        return self.app.messages(question, customer or self.customer, history, facts), facts
+
+    def leaks(self, messages: Sequence[Message]) -> bool:
+        text = " ".join(m["content"] for m in messages).lower()
+        return any(name.lower() in text for name in self.held_out_names)
+
+
+def _shown(facts, text: str) -> bool:
+    return any(text.lower() in f.text.lower() for f in facts)
+
+
+def _weight_grams(value: str) -> float | None:
+    match = WEIGHT.match(value)
+    if not match:
+        return None
+    return float(match.group(1)) * (1000 if match.group(2) == "kg" else 1)
+
+
+def make_examples(app: ContosoChat, count: int, seed: int = 42) -> list[Example]:
+    """`count` examples of the kinds in the module docstring, in a fixed random order; none names a test product."""
+    rng = random.Random(seed)
+    held_out = test_products()
+    dev = {p.id for p in records.products()} - held_out
+    maker = ExampleMaker(app, held_out)
+    rows = specs(dev)
+    plan = ["fact"] * 50 + ["two-facts"] * 12 + ["comparison"] * 10 + ["follow-up"] * 12 + ["orders"] * 6 + \
+        ["decline"] * 10
+    examples: list[Example] = []
+    attempts = 0
+    while len(examples) < count and attempts < count * 20:
+        attempts += 1
+        kind = rng.choice(plan)
+        example = _make(kind, rng, rows, maker, app)
+        if example and not maker.leaks(example.messages):
+            examples.append(example)
+    return examples
+
+
+def _make(kind: str, rng: random.Random, rows: list[Spec], maker: ExampleMaker, app: ContosoChat) -> Example | None:
+    spec = rng.choice(rows)
+    name, attr = spec.product.name, spec.attribute.lower()
+    if kind == "fact":
+        templates = WEIGHT_QUESTIONS if attr == "weight" else QUESTIONS
+        question = rng.choice(templates).format(attr=attr, product=name)
+        messages, facts = maker.messages(question)
+        if not _shown(facts, spec.fact):
+            return None
+        answer = rng.choice(ANSWERS).format(attr=attr, product=name, value=spec.value, fact=spec.fact,
+                                            source=spec.product.source_id)
+        return Example(kind, messages + [{"role": "assistant", "content": answer}], {spec.product.id})
+    if kind == "two-facts":
+        others = [r for r in rows if r.product.id == spec.product.id and r.attribute != spec.attribute]
+        if not others:
+            return None
+        second = rng.choice(others)
+        question = f"What are the {attr} and the {second.attribute.lower()} of the {name}?"
+        messages, facts = maker.messages(question)
+        if not (_shown(facts, spec.fact) and _shown(facts, second.fact)):
+            return None
+        answer = (f"The {attr} of the {name} is {spec.value} [{spec.product.source_id}], and its "
+                  f"{second.attribute.lower()} is {second.value} [{second.product.source_id}].")
+        return Example(kind, messages + [{"role": "assistant", "content": answer}], {spec.product.id})
+    if kind == "comparison":
+        weighed = [r for r in rows if r.attribute.lower() == "weight" and _weight_grams(r.value)]
+        first = rng.choice(weighed)
+        peers = [r for r in weighed if r.product.category == first.product.category and r.product.id != first.product.id]
+        if not peers:
+            return None
+        second = rng.choice(peers)
+        question = f"Which is lighter, the {first.product.name} or the {second.product.name}?"
+        messages, facts = maker.messages(question)
+        if not (_shown(facts, first.fact) and _shown(facts, second.fact)):
+            return None
+        light, heavy = sorted((first, second), key=lambda r: _weight_grams(r.value))
+        answer = (f"The {light.product.name} is lighter: it weighs {light.value} [{light.product.source_id}], while "
+                  f"the {heavy.product.name} weighs {heavy.value} [{heavy.product.source_id}].")
+        return Example(kind, messages + [{"role": "assistant", "content": answer}], {first.product.id, second.product.id})
+    if kind == "follow-up":
+        history = [{"role": "user", "content": f"Tell me about the {name}."},
+                   {"role": "assistant", "content": f"The {name} is in our {spec.product.category} range "
+                                                    f"[{spec.product.source_id}]."}]
+        question = rng.choice(FOLLOW_UPS).format(attr=attr)
+        messages, facts = maker.messages(question, history)
+        if not _shown(facts, spec.fact):
+            return None
+        answer = rng.choice(FOLLOW_UP_ANSWERS).format(attr=attr, value=spec.value, product=name,
+                                                      source=spec.product.source_id)
+        return Example(kind, messages + [{"role": "assistant", "content": answer}], {spec.product.id})
+    if kind == "orders":
+        customer = app.customers.get(rng.choice(["C1004", "C1010"]))
+        line = rng.choice(order_lines(customer))
+        asked = rng.choice(("when", "paid", "did"))
+        question = {"when": "When did I buy my {p}?", "paid": "How much did I pay for my {p}?",
+                    "did": "Did I order the {p}?"}[asked].format(p=line["product"])
+        messages, _ = maker.messages(question, customer=customer)
+        answer = {"when": f"You bought the {line['product']} on {line['date']}.",
+                  "paid": f"You paid {line['total']} for the {line['product']} on {line['date']}.",
+                  "did": f"Yes, you ordered {line['quantity']} x {line['product']} on {line['date']}."}[asked]
+        return Example(kind, messages + [{"role": "assistant", "content": answer}])
+    fake = rng.choice(NOT_SOLD)
+    question = rng.choice(("How much does the {p} cost?", "What is the weight of the {p}?",
+                           "Tell me about the {p}.")).format(p=fake)
+    messages, _ = maker.messages(question)
+    return Example("decline", messages + [{"role": "assistant", "content": DECLINE}])

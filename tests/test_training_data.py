@@ -1,0 +1,53 @@
+"""Fine-tuning data made by code: the app's own prompts, answers that copy a fact shown, no test product anywhere."""
+
+from __future__ import annotations
+
+import pytest
+
+from contoso_chat import records
+from contoso_chat.assistant import ContosoChat, read_model_reply
+from contoso_chat.backends.settings import resolve
+from contoso_chat.evaluation import metrics
+from contoso_chat.finetuning import training_data
+
+
+@pytest.fixture(scope="module")
+def examples():
+    app = ContosoChat(settings=resolve({}))
+    return training_data.make_examples(app, 40, seed=7)
+
+
+def test_no_test_split_product_appears_in_any_example(examples):
+    held_out = [records.product_by_id(p).name for p in training_data.test_products()]
+    assert held_out
+    for example in examples:
+        text = " ".join(m["content"] for m in example.messages)
+        assert not [name for name in held_out if name in text], example.kind
+
+
+def test_the_leak_check_catches_a_test_product(examples):
+    maker = training_data.ExampleMaker(ContosoChat(settings=resolve({})), training_data.test_products())
+    poisoned = [{"role": "user", "content": "How heavy is the Summit Dome 2 Tent?"}]
+    assert maker.leaks(poisoned) and not maker.leaks(examples[0].messages)
+
+
+def test_answers_copy_a_fact_that_was_shown_and_cite_it(examples):
+    kinds = {e.kind for e in examples}
+    assert {"fact", "decline"} <= kinds
+    for example in examples:
+        assert example.messages[0]["role"] == "system" and example.messages[-1]["role"] == "assistant"
+        shown = [m["content"] for m in example.messages[:-1]]
+        sources = [line.split("]")[0].lstrip("[") for line in shown[0].splitlines() if line.startswith("[")]
+        reply = read_model_reply(example.answer, sources, "inline")
+        if example.kind == "decline":
+            assert reply.declined
+        elif example.kind != "orders":
+            assert reply.citations and reply.invalid_citations == 0, example.answer
+            assert not metrics.unsupported_claims(reply.answer, shown), example.answer
+
+
+def test_the_same_seed_makes_the_same_data():
+    app = ContosoChat(settings=resolve({}))
+    first = training_data.make_examples(app, 6, seed=3)
+    second = training_data.make_examples(app, 6, seed=3)
+    assert [e.messages for e in first] == [e.messages for e in second]
