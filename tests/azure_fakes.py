@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from dataclasses import dataclass
 from typing import Callable
+from urllib.parse import parse_qs, urlparse
 
 import requests
 from azure.core.pipeline.transport import HttpTransport, RequestsTransportResponse
@@ -23,6 +25,28 @@ class SentRequest:
     url: str
     headers: dict
     body: object
+
+    @property
+    def path(self) -> str:
+        return urlparse(self.url).path
+
+    @property
+    def api_version(self) -> str | None:
+        return parse_qs(urlparse(self.url).query).get("api-version", [None])[0]
+
+
+class FakeCredential:
+    """A token credential that hands out a fixed token, so SDK clients sign requests without Azure."""
+
+    def get_token(self, *scopes, **kwargs):
+        from azure.core.credentials import AccessToken
+
+        return AccessToken("fake-token", int(time.time()) + 3600)
+
+    def get_token_info(self, *scopes, options=None):
+        from azure.core.credentials import AccessTokenInfo
+
+        return AccessTokenInfo("fake-token", int(time.time()) + 3600)
 
 
 class FakeAzureTransport(HttpTransport):
@@ -48,9 +72,12 @@ class FakeAzureTransport(HttpTransport):
         response.url = request.url
         if isinstance(request, HttpRequest):  # the SDK's newer request type wants the newer response type
             answer = RestRequestsTransportResponse(request=request, internal_response=response)
-            answer.read()
+            if not kwargs.get("stream"):  # a streamed response (long-running operations) is read by the SDK
+                answer.read()
             return answer
-        response._content = response.raw.read()
+        if not kwargs.get("stream"):
+            response._content = response.raw.read()
+            response._content_consumed = True
         return RequestsTransportResponse(request, response)
 
     def open(self) -> None:

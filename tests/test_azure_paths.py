@@ -104,13 +104,18 @@ def test_cosmos_store_reads_one_customer_by_id_and_partition():
 
 def test_provisioning_plan_redacts_every_key():
     settings = resolve({"AZURE_OPENAI_API_KEY": FAKE, "AZURE_SEARCH_API_KEY": FAKE + "1", "COSMOS_KEY": FAKE + "2",
-                               "AZURE_SUBSCRIPTION_ID": "11111111-2222-3333-4444-555555555555"})
+                        "CONTOSO_API_SECRET": FAKE + "3", "AZURE_SUBSCRIPTION_ID": "11111111-2222-3333-4444-555555555555"})
     plan = provisioning.build_plan(settings)
     assert plan.hub.name == "contoso-chat-hub" and plan.project.hub_id.endswith("/workspaces/contoso-chat-hub")
     assert {type(c).__name__ for c in plan.connections} == {"AzureOpenAIConnection", "AzureAISearchConnection",
                                                            "WorkspaceConnection"}
     text = provisioning.plan_yaml(plan)
     assert FAKE not in text and "***" in text
+    cosmos = {c.name: c for c in plan.connections}["contoso-cosmos"]._to_rest_object().as_dict()["properties"]
+    assert cosmos["category"] == "AzureCosmosDb" and cosmos["authType"] == "AAD" and "credentials" not in cosmos
+    assert "${{azureml://connections/contoso-api-secret/credentials/key}}" in text
+    assert "id-contoso-chat-endpoint" in text and "Cosmos DB Built-in Data Reader" not in text, \
+        "no Cosmos data-plane role without a Cosmos DB account"
     bodies = {d.name: d.arm_body() for d in plan.deployments}
     assert bodies["gpt-4o-mini"]["properties"]["versionUpgradeOption"] == "NoAutoUpgrade"
     assert bodies["gpt-4o-mini"]["properties"]["model"]["version"] == "2024-07-18"

@@ -1,55 +1,48 @@
-"""Provisioning as code: the Azure AI Foundry hub, project, connections and model deployments.
+"""Provisioning as code: registry, hub, project, connections, secrets, model deployments, identity and roles.
 
-`build_plan()` creates the `azure-ai-ml` objects offline from settings; `plan_yaml()` shows them
-with secrets redacted; `preflight()` checks sign-in, region, model availability and quota where
-the APIs allow; `provision()` and `teardown()` act on Azure only when PROVISION_AZURE=true.
+`build_plan()` builds every object and request body offline from settings; `plan_yaml()` shows them
+with secrets redacted; `preflight()` checks sign-in, region, model availability, retirement and
+quota; `provision()` creates everything in order, idempotently, and loads the data, but only when
+PROVISION_AZURE=true; `teardown()` deletes the resource group. `python -m` runs `provision()`.
 """
 
 from __future__ import annotations
 
-import re
+import datetime as dt
+import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import yaml
-
+from contoso_chat.azure import data_load, identity, names
+from contoso_chat.azure.clients import ARM, ARM_SCOPE, arm_client, authorization_client, ml_client, msi_client
+from contoso_chat.azure.opt_in import opted_in, require_opt_in
+from contoso_chat.azure.endpoint import DEFAULT_P95_S, DEFAULT_STARTUP_S, build_endpoint, endpoint_document
+from contoso_chat.azure.model_deployments import DEPLOYMENTS, ModelDeployment, availability
+from contoso_chat.azure.yaml_view import plain, redact, to_yaml
 from contoso_chat.backends.settings import ConfigError, Settings
 
-ARM = "https://management.azure.com"
-ARM_SCOPE = "https://management.azure.com/.default"
 COGNITIVE_API_VERSION = "2024-10-01"
-SECRET_KEYS = re.compile(r"(?i)(key|secret|password|token|connection_string)")
+REGISTRY_API_VERSION = "2023-07-01"
+GENERATED_SECRET = "<generated once by provisioning, kept in the connection>"
+
+__all__ = ["ModelDeployment", "DEPLOYMENTS", "Plan", "build_plan", "plan_yaml", "preflight", "provision", "teardown",
+           "opted_in", "redact", "plain"]
 
 
 @dataclass(frozen=True)
-class ModelDeployment:
-    """An Azure OpenAI model deployment the app needs, pinned to a model version."""
+class SecretPlan:
+    """A secret the deployment reads: which setting, which workspace connection holds it, how it is injected."""
 
-    name: str
-    model: str
-    version: str
-    sku: str
-    capacity: int  # thousands of tokens per minute
-    purpose: str
-
-    def arm_body(self) -> dict:
-        """The request body of `PUT .../accounts/{account}/deployments/{name}`."""
-        return {
-            "sku": {"name": self.sku, "capacity": self.capacity},
-            "properties": {"model": {"format": "OpenAI", "name": self.model, "version": self.version},
-                           "versionUpgradeOption": "NoAutoUpgrade"},
-        }
-
-
-DEPLOYMENTS = (
-    ModelDeployment("gpt-4o-mini", "gpt-4o-mini", "2024-07-18", "GlobalStandard", 30, "chat and LLM-judge evaluators"),
-    ModelDeployment("text-embedding-3-small", "text-embedding-3-small", "1", "Standard", 30, "embeddings for search"),
-)
+    setting: str
+    connection: str
+    reference: str
+    source: str
 
 
 @dataclass
 class Plan:
-    """Everything provisioning would create, as SDK objects and request bodies."""
+    """Everything provisioning creates, as SDK objects and request bodies."""
 
     subscription_id: str
     resource_group: str
@@ -58,80 +51,123 @@ class Plan:
     project: Any
     connections: list = field(default_factory=list)
     deployments: tuple[ModelDeployment, ...] = ()
+    registry: dict = field(default_factory=dict)
+    identity: dict = field(default_factory=dict)
+    role_assignments: list = field(default_factory=list)
+    cosmos_role_assignments: list = field(default_factory=list)
+    secrets: list = field(default_factory=list)
+    data_load: list = field(default_factory=list)
+    endpoint: Any = None
+    endpoint_deployment: Any = None
 
 
 def _placeholder(value: str, fallback: str) -> str:
     return value or fallback
 
 
-def build_plan(settings: Settings) -> Plan:
-    """The hub, project and connections as `azure-ai-ml` objects (no network calls)."""
-    from azure.ai.ml.entities import (
-        ApiKeyConfiguration, AzureAISearchConnection, AzureOpenAIConnection, Hub, Project, WorkspaceConnection,
-    )
+def registry_body(settings: Settings) -> dict:
+    """The container registry for the serving image: Basic SKU, no admin user (pulls use Entra ID roles)."""
+    return {"location": settings.get("AZURE_LOCATION"), "sku": {"name": "Basic"},
+            "properties": {"adminUserEnabled": False}, "tags": {"app": "contoso-chat"}}
 
-    subscription = _placeholder(settings.get("AZURE_SUBSCRIPTION_ID"), "<subscription-id>")
+
+def cosmos_connection(settings: Settings):
+    """The project's Cosmos DB connection: category AzureCosmosDb with Entra ID (AAD) auth, never a key."""
+    from azure.ai.ml.entities import AadCredentialConfiguration, WorkspaceConnection
+
+    return WorkspaceConnection(
+        name="contoso-cosmos", type="azure_cosmos_db",
+        target=_placeholder(settings.get("COSMOS_ENDPOINT"), "https://<account>.documents.azure.com:443/"),
+        credentials=AadCredentialConfiguration(),
+        metadata={"ResourceId": names.cosmos_account_id(settings), "database": settings.get("COSMOS_DATABASE"),
+                  "container": settings.get("COSMOS_CONTAINER")})
+
+
+def secret_connection(name: str, value: str):
+    """A custom workspace connection that holds one secret under `credentials.key`."""
+    from azure.ai.ml.entities import ApiKeyConfiguration, WorkspaceConnection
+
+    return WorkspaceConnection(name=name, type="custom", target="_", credentials=ApiKeyConfiguration(key=value),
+                               metadata={"app": "contoso-chat"})
+
+
+def secret_plans(settings: Settings) -> list[SecretPlan]:
+    """The secrets the deployment gets injected, and where each value comes from."""
+    from contoso_chat.azure.endpoint import SECRET_CONNECTIONS, injected_secrets
+
+    plans = []
+    for setting, reference in injected_secrets(settings).items():
+        given = settings.secret(setting)
+        source = "from .env" if given else "generated once if the connection does not exist yet"
+        plans.append(SecretPlan(setting, SECRET_CONNECTIONS[setting], reference, source))
+    return plans
+
+
+def data_load_steps(settings: Settings) -> list[str]:
+    """What loading the data does, in order (run by provisioning, never by the app)."""
+    return data_load.steps(settings)
+
+
+def build_plan(settings: Settings, startup_s: float = DEFAULT_STARTUP_S, p95_s: float = DEFAULT_P95_S) -> Plan:
+    """Every resource and request as objects and bodies (no network calls)."""
+    from azure.ai.ml.entities import AzureAISearchConnection, AzureOpenAIConnection, Hub, Project
+
     group, location = settings.get("AZURE_RESOURCE_GROUP"), settings.get("AZURE_LOCATION")
     hub_name, project_name = settings.get("AZURE_AI_HUB_NAME"), settings.get("AZURE_AI_PROJECT_NAME")
     hub = Hub(name=hub_name, location=location, resource_group=group, display_name="Contoso Chat hub",
+              container_registry=names.registry_id(settings),
               description="Shared resources for the Contoso Chat assistant", tags={"app": "contoso-chat"})
-    hub_id = (f"/subscriptions/{subscription}/resourceGroups/{group}/providers/"
-              f"Microsoft.MachineLearningServices/workspaces/{hub_name}")
-    project = Project(name=project_name, hub_id=hub_id, location=location, resource_group=group,
-                      display_name="Contoso Chat", description="The Contoso Chat support assistant",
-                      tags={"app": "contoso-chat"})
+    project = Project(name=project_name, hub_id=names.workspace_id(settings, hub_name), location=location,
+                      resource_group=group, display_name="Contoso Chat",
+                      description="The Contoso Chat support assistant", tags={"app": "contoso-chat"})
     connections = [
         AzureOpenAIConnection(
             name="contoso-aoai",
             azure_endpoint=_placeholder(settings.get("AZURE_OPENAI_ENDPOINT"), "https://<resource>.openai.azure.com/"),
-            api_key=settings.secret("AZURE_OPENAI_API_KEY") or None,
-            api_version=settings.get("AZURE_OPENAI_API_VERSION"),
-        ),
+            api_key=settings.secret("AZURE_OPENAI_API_KEY") or None, api_version=settings.get("AZURE_OPENAI_API_VERSION"),
+            open_ai_resource_id=names.openai_account_id(settings)),
         AzureAISearchConnection(
             name="contoso-search",
             endpoint=_placeholder(settings.get("AZURE_SEARCH_ENDPOINT"), "https://<service>.search.windows.net"),
-            api_key=settings.secret("AZURE_SEARCH_API_KEY") or None,
-        ),
-        WorkspaceConnection(
-            name="contoso-cosmos", type="custom",
-            target=_placeholder(settings.get("COSMOS_ENDPOINT"), "https://<account>.documents.azure.com:443/"),
-            credentials=ApiKeyConfiguration(key=settings.secret("COSMOS_KEY") or "<from Entra ID>"),
-            metadata={"kind": "azure_cosmos_db", "database": settings.get("COSMOS_DATABASE"), "container": settings.get("COSMOS_CONTAINER")},
-        ),
+            api_key=settings.secret("AZURE_SEARCH_API_KEY") or None),
+        cosmos_connection(settings),
     ]
-    return Plan(subscription, group, location, hub, project, connections, tuple(DEPLOYMENTS))
-
-
-def redact(value: Any) -> Any:
-    """A copy with every secret-looking field's value replaced by ***."""
-    if isinstance(value, dict):
-        return {k: ("***" if SECRET_KEYS.search(str(k)) and v not in (None, "", {}) and not isinstance(v, dict)
-                    else redact(v)) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact(v) for v in value]
-    return value
-
-
-def plain(value: Any) -> Any:
-    """OrderedDicts and tuples as plain dicts and lists, for YAML."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
+    secret_list = secret_plans(settings)
+    connections += [secret_connection(s.connection, settings.secret(s.setting) or GENERATED_SECRET)
+                    for s in secret_list]
+    endpoint, deployment = build_endpoint(settings, startup_s, p95_s)
+    return Plan(
+        subscription_id=names.subscription(settings), resource_group=group, location=location, hub=hub,
+        project=project, connections=connections, deployments=tuple(DEPLOYMENTS),
+        registry={"id": names.registry_id(settings), **registry_body(settings)},
+        identity={"id": names.identity_id(settings), "location": location, "used_by": endpoint.name},
+        role_assignments=identity.endpoint_role_assignments(settings),
+        cosmos_role_assignments=identity.endpoint_cosmos_assignments(settings),
+        secrets=secret_list, data_load=data_load_steps(settings), endpoint=endpoint, endpoint_deployment=deployment)
 
 
 def plan_yaml(plan: Plan) -> str:
     """The whole plan as YAML with secrets redacted (azure-ai-ml dumps keys in plain text)."""
+    principal = f"<principal id of {names.IDENTITY_NAME}>"
     document = {
         "resource_group": plan.resource_group,
         "location": plan.location,
+        "container_registry": plan.registry,
         "hub": plan.hub._to_dict(),
         "project": plan.project._to_dict(),
-        "connections": [c._to_dict() for c in plan.connections],
+        "connections": [{"name": c.name, **c._to_rest_object().as_dict()} for c in plan.connections],
         "model_deployments": [{"name": d.name, **d.arm_body()} for d in plan.deployments],
+        "endpoint_identity": plan.identity,
+        "role_assignments": [{"role": a.role.name, "why": a.role.why, "scope": a.scope,
+                              "name": "uuid5(scope, principal, role)",
+                              **a.arm_body(plan.subscription_id, principal)} for a in plan.role_assignments],
+        "cosmos_data_plane_role_assignments": [{"role": a.role_name, **a.arm_body(principal)}
+                                               for a in plan.cosmos_role_assignments],
+        "secrets": [s.__dict__ for s in plan.secrets],
+        "data_load": plan.data_load,
+        **(endpoint_document(plan.endpoint, plan.endpoint_deployment) if plan.endpoint is not None else {}),
     }
-    return yaml.safe_dump(redact(plain(document)), sort_keys=False, width=110)
+    return to_yaml(document)
 
 
 @dataclass(frozen=True)
@@ -144,27 +180,42 @@ class Check:
 
 
 def arm_get(path: str, token: str, timeout: float = 20.0) -> dict:
-    """GET an Azure Resource Manager path with a bearer token."""
+    """GET an Azure Resource Manager path (or a full nextLink URL) with a bearer token."""
     import requests
 
-    response = requests.get(ARM + path, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+    url = path if path.startswith("https://") else ARM + path
+    response = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
     response.raise_for_status()
     return response.json()
 
 
 def _arm_token() -> str | None:
     try:
-        from azure.identity import DefaultAzureCredential
+        from contoso_chat.backends.azure_credentials import azure_credential
 
-        return DefaultAzureCredential(exclude_interactive_browser_credential=True).get_token(ARM_SCOPE).token
+        return azure_credential().get_token(ARM_SCOPE).token
     except Exception:  # no sign-in of any kind: the checks report it instead of failing
         return None
 
 
+def get_all(get: Callable[[str, str], dict], path: str, token: str) -> list[dict]:
+    """Every item of a paged ARM list, following nextLink."""
+    items: list[dict] = []
+    next_path: str | None = path
+    while next_path:
+        page = get(next_path, token)
+        items.extend(page.get("value", []))
+        next_path = page.get("nextLink")
+    return items
+
+
 def preflight(settings: Settings, get_token: Callable[[], str | None] = _arm_token,
-              get: Callable[[str, str], dict] = arm_get) -> list[Check]:
-    """Sign-in, region, model availability and quota, each checked where the APIs allow."""
+              get: Callable[[str, str], dict] = arm_get, today: dt.date | None = None) -> list[Check]:
+    """Sign-in, region, model availability and retirement, and quota, each checked where the APIs allow."""
+    from azure.mgmt.cognitiveservices.models import Model
+
     subscription, location = settings.get("AZURE_SUBSCRIPTION_ID"), settings.get("AZURE_LOCATION")
+    today = today or dt.date.today()
     checks = []
     if not subscription or set(subscription) <= {"0", "-"}:
         return [Check("subscription", "skipped", "AZURE_SUBSCRIPTION_ID is not set: nothing to check in Azure; "
@@ -174,20 +225,17 @@ def preflight(settings: Settings, get_token: Callable[[], str | None] = _arm_tok
         return [Check("sign-in", "failed", "No Azure sign-in found. Run `az login` (or set a service principal), "
                                            "then rerun this cell.")]
     checks.append(Check("sign-in", "ok", "Azure sign-in found"))
-    locations = {loc["name"] for loc in get(f"/subscriptions/{subscription}/locations?api-version=2022-12-01", token)
-                 .get("value", [])}
+    locations = {loc["name"] for loc in get_all(get, f"/subscriptions/{subscription}/locations?api-version=2022-12-01",
+                                                token)}
     checks.append(Check("region", "ok" if location in locations else "failed",
                         f"{location} {'is' if location in locations else 'is not'} available to this subscription"))
     base = f"/subscriptions/{subscription}/providers/Microsoft.CognitiveServices/locations/{location}"
-    models = get(f"{base}/models?api-version={COGNITIVE_API_VERSION}", token).get("value", [])
-    offered = {(m["model"]["name"], m["model"]["version"], sku["name"])
-               for m in models for sku in m["model"].get("skus", [])}
-    usages = {u["name"]["value"]: u for u in get(f"{base}/usages?api-version={COGNITIVE_API_VERSION}", token)
-              .get("value", [])}
+    models = [Model.deserialize(m) for m in get_all(get, f"{base}/models?api-version={COGNITIVE_API_VERSION}", token)]
+    usages = {u["name"]["value"]: u for u in get_all(get, f"{base}/usages?api-version={COGNITIVE_API_VERSION}", token)}
     for d in DEPLOYMENTS:
-        available = (d.model, d.version, d.sku) in offered
-        checks.append(Check(f"model {d.model} {d.version} ({d.sku})", "ok" if available else "failed",
-                            f"{'offered' if available else 'not offered'} in {location}"))
+        found = availability(models, d, today)
+        checks.append(Check(f"model {d.model} {d.version} ({d.sku})", "ok" if found.deployable(today) else "failed",
+                            f"{found.detail} in {location}"))
         usage = usages.get(f"OpenAI.{d.sku}.{d.model}")
         if usage:
             free = usage["limit"] - usage["currentValue"]
@@ -198,49 +246,115 @@ def preflight(settings: Settings, get_token: Callable[[], str | None] = _arm_tok
     return checks
 
 
-def opted_in(settings: Settings) -> bool:
-    """True only when the learner set PROVISION_AZURE=true."""
-    return settings.get("PROVISION_AZURE").strip().lower() == "true"
+def put_and_wait(client, resource: str, api_version: str, body: dict, attempts: int = 60, pause_s: float = 5.0) -> dict:
+    """PUT a resource, then read it until its provisioning state is final."""
+    from azure.core.rest import HttpRequest
+
+    url = f"{ARM}{resource}?api-version={api_version}"
+    response = client.send_request(HttpRequest("PUT", url, json=body))
+    response.raise_for_status()
+    for _ in range(attempts):
+        state = client.send_request(HttpRequest("GET", url))
+        state.raise_for_status()
+        status = state.json().get("properties", {}).get("provisioningState", "Succeeded")
+        if status in ("Succeeded", "Failed", "Canceled"):
+            if status != "Succeeded":
+                raise RuntimeError(f"Creating {names.name_of(resource)} ended as {status}; see the activity log.")
+            return state.json()
+        time.sleep(pause_s)
+    raise TimeoutError(f"{names.name_of(resource)} was still being created after {attempts * pause_s:.0f} s.")
 
 
-def ml_client(settings: Settings, workspace: str | None = None):
-    """An MLClient with telemetry off."""
-    from azure.ai.ml import MLClient
-    from azure.identity import DefaultAzureCredential
+def ensure_secret_connections(project_client, plan: Plan, settings: Settings, log=print) -> None:
+    """Create each secret's connection; a generated secret is made once and kept when the connection exists."""
+    from azure.core.exceptions import ResourceNotFoundError
 
-    return MLClient(DefaultAzureCredential(exclude_interactive_browser_credential=True),
-                    subscription_id=settings.get("AZURE_SUBSCRIPTION_ID"),
-                    resource_group_name=settings.get("AZURE_RESOURCE_GROUP"),
-                    workspace_name=workspace, enable_telemetry=False)
+    for secret in plan.secrets:
+        given = settings.secret(secret.setting)
+        if not given:
+            try:
+                project_client.connections.get(secret.connection)
+                log(f"Secret {secret.setting}: kept (connection {secret.connection} exists)")
+                continue
+            except ResourceNotFoundError:
+                given = secrets.token_urlsafe(32)
+        project_client.connections.create_or_update(secret_connection(secret.connection, given))
+        log(f"Secret {secret.setting}: stored in connection {secret.connection}")
+
+
+def create_endpoint_identity(plan: Plan, settings: Settings, credential=None, log=print, **options):
+    """The user-assigned identity, its Azure roles and its Cosmos DB data-plane role (all idempotent)."""
+    from azure.mgmt.cosmosdb import CosmosDBManagementClient
+
+    from contoso_chat.backends.azure_credentials import azure_credential
+
+    credential = credential or azure_credential()
+    created = identity.create_identity(msi_client(settings, credential, **options), settings)
+    log(f"Identity {names.IDENTITY_NAME}: client id {created.client_id}")
+    identity.assign_roles(authorization_client(settings, credential, **options), plan.role_assignments,
+                          created.principal_id, plan.subscription_id, log)
+    if plan.cosmos_role_assignments:
+        cosmos = CosmosDBManagementClient(credential, plan.subscription_id, **options)
+        identity.assign_cosmos_roles(cosmos, plan.cosmos_role_assignments, created.principal_id, plan.resource_group,
+                                     log)
+    return created
 
 
 def provision(plan: Plan, settings: Settings, log=print) -> None:
-    """Create the hub, project and connections in Azure. Paid resources: runs only when opted in."""
-    if not opted_in(settings):
-        raise ConfigError("Provisioning creates paid Azure resources; set PROVISION_AZURE=true in .env to opt in.")
+    """Create everything in order, then load the data. Paid resources: runs only when opted in."""
+    from contoso_chat.azure import model_deployments
+    from contoso_chat.backends.azure_credentials import azure_credential
+
+    require_opt_in(settings, "Provisioning")
+    credential = azure_credential()
+    log(f"Creating container registry {names.name_of(plan.registry['id'])} ...")
+    put_and_wait(arm_client(credential), plan.registry["id"], REGISTRY_API_VERSION, registry_body(settings))
     client = ml_client(settings)
-    log(f"Creating hub {plan.hub.name} ...")
+    log(f"Creating hub {plan.hub.name} (several minutes) ...")
     client.workspaces.begin_create(plan.hub).result()
     log(f"Creating project {plan.project.name} ...")
     client.workspaces.begin_create(plan.project).result()
     project_client = ml_client(settings, workspace=plan.project.name)
+    secret_names = {s.connection for s in plan.secrets}
     for connection in plan.connections:
-        log(f"Creating connection {connection.name} ...")
-        project_client.connections.create_or_update(connection)
-    log("Model deployments: create them on your Azure OpenAI resource with the bodies shown in the plan "
-        "(PUT .../accounts/<account>/deployments/<name>).")
+        if connection.name not in secret_names:
+            log(f"Creating connection {connection.name} ...")
+            project_client.connections.create_or_update(connection)
+    ensure_secret_connections(project_client, plan, settings, log)
+    if settings.get("AZURE_OPENAI_ENDPOINT"):
+        cognitive = model_deployments.management_client(settings, credential)
+        offered = model_deployments.offered_models(cognitive, plan.location)
+        model_deployments.create_deployments(cognitive, settings, plan.deployments, offered, log=log)
+    create_endpoint_identity(plan, settings, credential, log)
+    data_load.load_data(settings, log=log)
 
 
 def teardown(settings: Settings, log=print) -> None:
     """Delete the whole resource group, and with it everything provisioning created. Opt-in only."""
-    if not opted_in(settings):
-        raise ConfigError("Teardown deletes Azure resources; set PROVISION_AZURE=true in .env to opt in.")
-    from azure.identity import DefaultAzureCredential
-    import requests
+    from azure.core.rest import HttpRequest
 
-    token = DefaultAzureCredential(exclude_interactive_browser_credential=True).get_token(ARM_SCOPE).token
-    path = (f"/subscriptions/{settings.get('AZURE_SUBSCRIPTION_ID')}/resourcegroups/"
-            f"{settings.get('AZURE_RESOURCE_GROUP')}?api-version=2021-04-01")
-    response = requests.delete(ARM + path, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    require_opt_in(settings, "Teardown")
+    response = arm_client().send_request(HttpRequest("DELETE", f"{ARM}{names.resource_group_id(settings)}"
+                                                               "?api-version=2021-04-01"))
     response.raise_for_status()
-    log(f"Deletion of resource group {settings.get('AZURE_RESOURCE_GROUP')} started.")
+    log(f"Deletion of resource group {settings.get('AZURE_RESOURCE_GROUP')} started. Key vaults and Azure AI "
+        "accounts stay soft-deleted for a while: purge them in the portal to reuse their names at once.")
+
+
+def main() -> int:
+    """Show the plan, then provision when PROVISION_AZURE=true."""
+    from contoso_chat.backends.settings import load_settings
+
+    settings = load_settings()
+    plan = build_plan(settings)
+    print(plan_yaml(plan))
+    try:
+        provision(plan, settings)
+    except ConfigError as error:
+        print(f"Not provisioned: {error}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -57,6 +57,22 @@ def chat_target(settings: Settings, log=print) -> ChatTarget:
     return ChatTarget(client, server.alias, "local", f"127.0.0.1:{server.port}")
 
 
+def json_response_format(backend: str, schema: dict, name: str = "answer") -> dict:
+    """`response_format` for JSON that matches a schema: a llama.cpp grammar locally, structured outputs in the cloud."""
+    if backend == "local":
+        return {"type": "json_object", "schema": schema}
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": _strict_schema(schema), "strict": True}}
+
+
+def _strict_schema(schema):
+    """The schema without the string-length keywords that structured outputs' strict mode does not accept."""
+    if isinstance(schema, dict):
+        return {k: _strict_schema(v) for k, v in schema.items() if k not in ("maxLength", "minLength")}
+    if isinstance(schema, list):
+        return [_strict_schema(v) for v in schema]
+    return schema
+
+
 def check_chat(target: ChatTarget) -> str:
     """Send a one-token request; raise a ConfigError naming the host and the fallback if it fails."""
     try:

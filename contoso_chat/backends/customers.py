@@ -13,7 +13,7 @@ from typing import Protocol
 
 from contoso_chat import records
 from contoso_chat.backends.azure_credentials import azure_credential
-from contoso_chat.backends.settings import Settings
+from contoso_chat.backends.settings import ConfigError, Settings
 from contoso_chat.paths import build_dir
 from contoso_chat.records import Customer
 
@@ -113,7 +113,7 @@ class CosmosCustomerStore:
         self.container = container
 
     def load(self, customers: list[Customer]) -> int:
-        """Upsert every customer document (idempotent)."""
+        """Upsert every customer document (idempotent; provisioning only, it needs a write role or the key)."""
         for customer in customers:
             self.container.upsert_item(json.loads(customer.model_dump_json()))
         return len(customers)
@@ -134,25 +134,49 @@ class CosmosCustomerStore:
         return {c.id: identifying_strings(c) for c in customers}
 
 
-def cosmos_container(settings: Settings):
-    """The Cosmos DB container, created if missing (partition key /id)."""
-    from azure.cosmos import CosmosClient, PartitionKey
+def cosmos_client(settings: Settings, transport=None):
+    """A Cosmos DB client: the account key when COSMOS_KEY is set, otherwise Entra ID (managed identity on Azure)."""
+    from azure.cosmos import CosmosClient
 
-    key = settings.secret("COSMOS_KEY")
-    credential = key or azure_credential(settings.get("AZURE_CLIENT_ID"))
-    client = CosmosClient(settings.get("COSMOS_ENDPOINT"), credential=credential)
+    credential = settings.secret("COSMOS_KEY") or azure_credential(settings.get("AZURE_CLIENT_ID"))
+    options = {"transport": transport} if transport is not None else {}
+    return CosmosClient(settings.get("COSMOS_ENDPOINT"), credential=credential, **options)
+
+
+def open_cosmos_container(settings: Settings, transport=None):
+    """The existing customers container, opened for reading (Cosmos DB Built-in Data Reader is enough)."""
+    from azure.cosmos.exceptions import CosmosResourceNotFoundError
+
+    database, name = settings.get("COSMOS_DATABASE"), settings.get("COSMOS_CONTAINER")
+    container = cosmos_client(settings, transport).get_database_client(database).get_container_client(name)
+    try:
+        container.read()
+    except CosmosResourceNotFoundError:
+        raise ConfigError(f"The Cosmos DB container {database}/{name} does not exist. Load it once with "
+                          "`python -m contoso_chat.azure.data_load` and PROVISION_AZURE=true (or notebook 01), "
+                          "or set CUSTOMERS_BACKEND=local.") from None
+    return container
+
+
+def create_container_with_key(settings: Settings, transport=None):
+    """Create the database and container if missing, through the data plane. Only an account key may do this:
+    Entra ID identities cannot create databases in Cosmos DB (provisioning uses the management plane then)."""
+    from azure.cosmos import PartitionKey
+
+    if not settings.secret("COSMOS_KEY"):
+        raise ConfigError("Creating a Cosmos DB database through the data plane needs COSMOS_KEY; without it, "
+                          "provisioning creates it through the management plane (contoso_chat.azure.data_load).")
+    client = cosmos_client(settings, transport)
     database = client.create_database_if_not_exists(settings.get("COSMOS_DATABASE"))
     return database.create_container_if_not_exists(id=settings.get("COSMOS_CONTAINER"),
                                                    partition_key=PartitionKey(path="/id"))
 
 
 def ensure_customers(settings: Settings, path: Path | None = None) -> CustomerStore:
-    """The customer store for the configured backend, loaded from data/customers (idempotent)."""
-    customers = list(records.customers())
+    """The customer store for the configured backend. Locally it is loaded from data/customers (idempotent);
+    on Azure the container is only opened (loading it is provisioning: `python -m contoso_chat.azure.data_load`)."""
     if settings.customers == "azure":
-        store: CosmosCustomerStore | SqliteCustomerStore = CosmosCustomerStore(cosmos_container(settings))
-        store.load(customers)
-        return store
+        return CosmosCustomerStore(open_cosmos_container(settings))
     store = SqliteCustomerStore(path or build_dir() / "customers.sqlite")
-    store.load(customers)
+    store.load(list(records.customers()))
     return store

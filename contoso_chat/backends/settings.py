@@ -32,6 +32,7 @@ BACKEND_CHOICES = {
     "tracing": ("local", "azure"),
     "serving": ("local", "azure"),
 }
+MODEL_VARIANTS = ("base", "fine-tuned")
 SWITCH = {resource: f"{resource.upper()}_BACKEND" for resource in BACKEND_CHOICES}
 REQUIRED = {
     ("chat", "azure"): ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_CHAT_DEPLOYMENT"),
@@ -72,6 +73,8 @@ class Settings(BaseSettings):
         "", description="local or azure; empty = azure when APPLICATIONINSIGHTS_CONNECTION_STRING is set")
     SERVING_BACKEND: str = Field(
         "local", description="local (uvicorn on 127.0.0.1) or azure (Azure ML online endpoint, opt-in)")
+    LOCAL_MODEL_VARIANT: str = Field(
+        "base", description="base (the bundled SmolLM2-135M-Instruct) or fine-tuned (what `make finetune` exports)")
     LOCAL_MODEL_PATH: str = Field("", description="a GGUF file to serve instead of the bundled SmolLM2-135M-Instruct")
     LOCAL_MODEL_SHA256: str = Field("", description="expected sha256 of LOCAL_MODEL_PATH (checked when set)")
     LOCAL_MODEL_PORT: str = Field("8391", description="port of the local model server on 127.0.0.1")
@@ -118,6 +121,15 @@ class Settings(BaseSettings):
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
         return value.strip() if isinstance(value, str) else ("" if value is None else value)
+
+    @field_validator("LOCAL_MODEL_VARIANT")
+    @classmethod
+    def _known_variant(cls, value: str) -> str:
+        variant = value.lower() or "base"
+        if variant not in MODEL_VARIANTS:
+            raise ValueError(f"LOCAL_MODEL_VARIANT={value!r} is not one of {', '.join(MODEL_VARIANTS)}; fix it in .env "
+                             "(fine-tuned serves the model `make finetune` exports).")
+        return variant
 
     @model_validator(mode="after")
     def _resolve_backends(self) -> "Settings":

@@ -15,7 +15,7 @@ import secrets
 import time
 from pathlib import Path
 
-from contoso_chat.backends.settings import Settings
+from contoso_chat.backends.settings import ConfigError, Settings
 from contoso_chat.paths import build_dir
 
 TOKEN_VERSION = "v1"
@@ -27,10 +27,13 @@ class AuthError(ValueError):
 
 
 def signing_secret(settings: Settings) -> bytes:
-    """CONTOSO_API_SECRET, or a random secret kept in build/service/secret for local use."""
+    """CONTOSO_API_SECRET, or a random secret kept in build/service/secret for local use (never for a deployment)."""
     configured = settings.secret("CONTOSO_API_SECRET")
     if configured:
         return configured.encode()
+    if settings.serving == "azure":
+        raise ConfigError("CONTOSO_API_SECRET is not set. A deployment's instances must share one signing key, or "
+                          "each rejects the tokens the others accept: set it in .env (provisioning stores it for Azure).")
     path = build_dir() / "service" / "secret"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
