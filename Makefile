@@ -1,13 +1,19 @@
 # Contoso Chat workshop. Every target creates or refreshes .venv first (idempotent).
 PY := .venv/bin/python
+# run a command, then stop the background servers it started (and only those), also when it fails
+WITH_SERVERS := $(PY) -m contoso_chat.serving.local_service run --
+VARIANT ?= rag
+SPLIT ?= test
 
-.PHONY: setup browser workshop test eval redteam deploy bench lab strip stop clean help
+.PHONY: setup browser workshop test eval redteam finetune deploy bench lab strip stop clean help
 
 help:
 	@echo "make workshop  run every notebook on the local stack; executed copies and summary.json in build/"
 	@echo "make test      unit tests plus every notebook under nbval (what CI runs)"
-	@echo "make eval      evaluate the app on the whole evaluation set, then run the quality gate"
-	@echo "make redteam   red-team the app (attacks and poisoned documents), raw model vs guards"
+	@echo "make eval      evaluate the app on the test split with LLM judges, then run the quality gate"
+	@echo "               (VARIANT=prompt-v1 SPLIT=dev ... for another variant or split)"
+	@echo "make redteam   red-team the app (attacks, poisoned pages), raw model vs guards, and counterfactual fairness"
+	@echo "make finetune  fine-tune the local model with the full recipe (LoRA on the CPU, up to 25 minutes)"
 	@echo "make deploy    create the Azure ML endpoint (needs SERVING_BACKEND=azure and PROVISION_AZURE=true)"
 	@echo "make bench     print the speed figures quoted in README"
 	@echo "make lab       open Jupyter Lab on the notebooks"
@@ -23,16 +29,19 @@ workshop: setup
 browser:
 	@bash tools/ensure_chromium.sh
 
+# the notebooks run shortened where they train (CONTOSO_QUICK): the tests check that they work, not the figures
 test: setup browser
-	$(PY) -m pytest
+	CONTOSO_QUICK=1 $(PY) -m pytest
 
-# eval and redteam stop the model server and trace service they started, also when they fail
 eval: setup
-	$(PY) -m contoso_chat.evaluation --variant rag; rc=$$?; $(MAKE) --no-print-directory -s stop >/dev/null; exit $$rc
-	$(PY) -m contoso_chat.evaluation.gate build/eval/rag/metrics.json
+	$(WITH_SERVERS) $(PY) -m contoso_chat.evaluation --variant $(VARIANT) --split $(SPLIT) --judge 100
+	$(PY) -m contoso_chat.evaluation.gate build/eval/$(VARIANT)
 
 redteam: setup
-	$(PY) -m contoso_chat.evaluation.redteam; rc=$$?; $(MAKE) --no-print-directory -s stop >/dev/null; exit $$rc
+	$(WITH_SERVERS) $(PY) -m contoso_chat.evaluation.redteam
+
+finetune: setup
+	$(WITH_SERVERS) $(PY) -m contoso_chat.finetuning --recipe full
 
 deploy: setup
 	$(PY) -m contoso_chat.azure.endpoint
@@ -47,7 +56,7 @@ strip: setup
 	.venv/bin/nbstripout notebooks/*.ipynb
 
 stop: setup
-	$(PY) -m contoso_chat.serving.local_service
+	$(PY) -m contoso_chat.serving.local_service stop
 
 clean: stop
 	rm -rf build

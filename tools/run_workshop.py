@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +23,7 @@ from nbclient.exceptions import CellExecutionError
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from contoso_chat.serving.local_service import stop_local_stack  # noqa: E402
+from contoso_chat.serving.local_service import running_servers, stop_local_stack  # noqa: E402
 from contoso_chat.backends.environment import prepare_offline_environment  # noqa: E402
 from contoso_chat.paths import build_dir  # noqa: E402
 
@@ -41,6 +42,7 @@ def run(path: Path, out_dir: Path) -> tuple[float, str | None]:
     notebook = nbformat.read(path, as_version=4)
     config = Config()
     config.KernelManager.transport = "ipc"  # local sockets: nothing on the network, and no transport warning
+    config.KernelManager.ip = str(Path(tempfile.mkdtemp(prefix="kernel-")) / "ipc")  # absolute: kernel runs elsewhere
     kernel = notebook.metadata.get("kernelspec", {}).get("name", KERNEL_NAME)
     client = NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name=kernel, config=config,
                             resources={"metadata": {"path": str(path.parent)}})
@@ -62,6 +64,7 @@ def main(filters: list[str]) -> int:
     records = build_dir() / "records.json"
     records.unlink(missing_ok=True)
     selected = notebooks(filters)
+    already_running = running_servers()
     timings: dict[str, float] = {}
     failures: dict[str, str] = {}
     started = time.perf_counter()
@@ -76,7 +79,7 @@ def main(filters: list[str]) -> int:
             else:
                 print(f"{seconds:.0f} s")
     finally:
-        stop_local_stack()
+        stop_local_stack(keep=already_running)
     summary = {
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},

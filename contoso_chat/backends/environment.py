@@ -27,3 +27,22 @@ def prepare_offline_environment() -> None:
     config = pf_home / "pf.yaml"
     if not config.exists():
         config.write_text("telemetry:\n  enabled: false\n")
+
+
+QUIET_LOGGERS = ("execution", "execution.bulk", "execution.flow", "promptflow", "azure", "azure.identity",
+                 "azure.monitor", "httpx", "urllib3", "opentelemetry", "sentence_transformers", "transformers",
+                 "lancedb", "uvicorn", "filelock")
+
+
+def quiet_libraries() -> None:
+    """Keep library logging and warnings out of notebook outputs: errors only, no progress lines of their own."""
+    import logging
+    import warnings
+
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("PF_LOGGING_LEVEL", "ERROR")
+    for category in (DeprecationWarning, FutureWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category)

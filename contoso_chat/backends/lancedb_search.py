@@ -44,7 +44,8 @@ class LanceRetriever:
 
         vectors = self.embedder.embed([c.text for c in chunks])
         rows = [{**asdict(c), "vector": v} for c, v in zip(chunks, vectors)]
-        self._table = self._db.create_table(self.table_name, data=rows, mode="overwrite")
+        exists = self.table_name in self._db.table_names()  # "overwrite" of a missing table logs a warning
+        self._table = self._db.create_table(self.table_name, data=rows, mode="overwrite" if exists else "create")
         self._table.create_index("text", config=FTS(), replace=True)
         return self._table.count_rows()
 
@@ -92,13 +93,13 @@ def data_fingerprint(root: Path | None = None, extra: dict[str, Path] | None = N
 
 
 def local_index(settings: Settings, folder: Path | None = None, extra: dict[str, Path] | None = None,
-                rebuild: bool = False, log=print) -> LanceRetriever:
-    """The local LanceDB index, built if missing or out of date (idempotent)."""
+                rebuild: bool = False, log=print, root: Path | None = None) -> LanceRetriever:
+    """The local LanceDB index of the data set in `root` (default data/), built if missing or out of date."""
     folder = folder or build_dir() / "index"
     embedder = make_embedder(settings)
     manifest_path = folder / "manifest.json"
     chunker = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (chunking, guards))).hexdigest()[:12]
-    wanted = {"data": data_fingerprint(extra=extra), "embedder": embedder.name, "chunker": chunker,
+    wanted = {"data": data_fingerprint(root, extra=extra), "embedder": embedder.name, "chunker": chunker,
               "chunk_chars": [chunking.MAX_CHARS, chunking.OVERLAP_CHARS]}
     if not rebuild and manifest_path.exists() and json.loads(manifest_path.read_text()).get("key") == wanted:
         retriever = LanceRetriever(folder, embedder)
@@ -107,7 +108,7 @@ def local_index(settings: Settings, folder: Path | None = None, extra: dict[str,
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    chunks = corpus_chunks(extra_documents=extra)
+    chunks = corpus_chunks(root, extra_documents=extra)
     log(f"Building the search index: {len(chunks)} chunks, embeddings by {embedder.name} ...")
     retriever = LanceRetriever(folder, embedder)
     rows = retriever.build(chunks)

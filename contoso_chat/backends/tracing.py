@@ -8,6 +8,8 @@ Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is set.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import subprocess
@@ -39,8 +41,22 @@ def start_tracing(settings: Settings, collection: str = COLLECTION,
     from promptflow.tracing import start_trace
 
     os.environ.pop("PF_DISABLE_TRACING", None)
-    start_trace(collection=collection)
+    with contextlib.redirect_stdout(io.StringIO()):  # prompt flow prints the viewer link; the caller shows it once
+        start_trace(collection=collection)
+    _stop_printing_trace_links()
     return TRACE_UI.format(collection=collection)
+
+
+def _stop_printing_trace_links() -> None:
+    """prompt flow's span exporter prints a viewer link for every trace it exports; keep notebook outputs quiet."""
+    from opentelemetry import trace
+
+    os.environ["PF_TRACE_URL_TEMPLATES"] = "[]"
+    processor = getattr(trace.get_tracer_provider(), "_active_span_processor", None)
+    for span_processor in getattr(processor, "_span_processors", ()):
+        exporter = getattr(span_processor, "span_exporter", None)
+        if hasattr(exporter, "_url_templates"):
+            exporter._url_templates = []
 
 
 def flush(timeout_ms: int = 10_000) -> None:
@@ -90,6 +106,19 @@ def per_request(spans: "pd.DataFrame", input_per_1k: float, output_per_1k: float
     table = table.join(model).fillna({"prompt_tokens": 0, "completion_tokens": 0})
     table["cost_usd"] = table["prompt_tokens"] / 1000 * input_per_1k + table["completion_tokens"] / 1000 * output_per_1k
     return table.sort_values("start").reset_index()
+
+
+def trace_service_pid() -> int | None:
+    """The pid of the process listening on prompt flow's trace service port, if any."""
+    import psutil
+
+    try:
+        for connection in psutil.net_connections(kind="tcp"):
+            if connection.status == psutil.CONN_LISTEN and connection.laddr.port == TRACE_SERVICE_PORT:
+                return connection.pid
+    except psutil.AccessDenied:  # macOS lists other processes' sockets only to root: fall back to the port
+        return -1 if port_in_use(TRACE_SERVICE_PORT) else None
+    return None
 
 
 def stop_trace_service() -> bool:

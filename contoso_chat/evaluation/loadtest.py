@@ -1,18 +1,19 @@
 """A bounded load test and the catalogue of bad requests, for the HTTP service on 127.0.0.1.
 
 Every run has a fixed number of requests (or a fixed duration) per user; nothing here runs
-unbounded. Used by notebook 05, the tests and `tools/benchmark.py service`.
+unbounded. Used by the deployment notebook (06), the tests and `tools/benchmark.py service`.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
 import threading
 import time
 from dataclasses import dataclass, field
 
 import httpx
+
+from contoso_chat.evaluation.intervals import percentile
 
 QUESTIONS = (
     "How much does the Summit Dome 2 Tent weigh when packed?",
@@ -89,17 +90,16 @@ class LoadResult:
         return [lat for lat, status in zip(self.latencies, self.statuses) if status == 200]
 
     def summary(self) -> dict:
-        ok = sorted(self.ok())
-        pick = lambda values, q: values[min(len(values) - 1, round(q * (len(values) - 1)))] if values else None  # noqa: E731
-        health = sorted(self.health_latencies)
+        ok = self.ok()
+        health = self.health_latencies
         return {
             "users": self.users, "requests": len(self.statuses), "ok": len(ok),
             "shed_429_503": sum(s in (429, 503) for s in self.statuses),
             "errors": sum(s not in (200, 429, 503) for s in self.statuses),
             "retry_after_missing": self.retry_after_missing,
-            "p50_s": round(statistics.median(ok), 2) if ok else None,
-            "p95_s": round(pick(ok, 0.95), 2) if ok else None,
-            "health_p99_s": round(pick(health, 0.99), 3) if health else None,
+            "p50_s": round(percentile(ok, 0.5), 2) if ok else None,
+            "p95_s": round(percentile(ok, 0.95), 2) if ok else None,
+            "health_p99_s": round(percentile(health, 0.99), 3) if health else None,
             "seconds": round(self.seconds, 1),
         }
 

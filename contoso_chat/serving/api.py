@@ -89,7 +89,7 @@ def error_response(status: int, message: str, field: str | None = None, headers:
 
 
 class RequestLog:
-    """One JSON line per request in build/service/requests.jsonl (read by notebook 06's dashboard)."""
+    """One JSON line per request in build/service/requests.jsonl (read by the operations notebook's dashboard)."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -44,10 +44,14 @@ def get_status(url: str, timeout: float = 5.0) -> int:
 
 
 def start_service(port: int = 0, max_queue: int | None = None, timeout_s: float = 180.0) -> RunningService:
-    """Launch `python -m contoso_chat.serving.api` (a fresh one) and wait until /ready says the model,
-    index and store are loaded."""
+    """Launch `python -m contoso_chat.serving.api` and wait until /ready says the model, index and store are
+    loaded. A service already running with the same settings and answering /ready is shared, not restarted."""
+    wanted = {"max_queue": max_queue, "port": port}
     with SERVER.lock():
         previous = SERVER.recorded()
+        if previous and previous.details.get("settings") == wanted and \
+                get_status(f"http://127.0.0.1:{previous.port}/ready", timeout=30) == 200:
+            return RunningService(previous.pid, previous.port, previous.details.get("started_s", 0.0))
         if previous:
             terminate(previous.pid)
         SERVER.forget()
@@ -68,8 +72,9 @@ def start_service(port: int = 0, max_queue: int | None = None, timeout_s: float 
             reason = ("stopped while starting" if outcome == "exited"
                       else f"was not ready after {timeout_s:.0f} s")
             raise RuntimeError(f"The service {reason}; see build/service/server.log.")
-        SERVER.remember(process.pid, bound["port"], {})
-        return RunningService(process.pid, bound["port"], round(time.monotonic() - started, 2))
+        seconds = round(time.monotonic() - started, 2)
+        SERVER.remember(process.pid, bound["port"], {"settings": wanted, "started_s": seconds})
+        return RunningService(process.pid, bound["port"], seconds)
 
 
 def stop_service() -> bool:
@@ -77,16 +82,58 @@ def stop_service() -> bool:
     return SERVER.stop()
 
 
-def stop_local_stack() -> dict[str, bool]:
-    """Stop every background server this checkout started: HTTP service, model server, trace service."""
+def running_servers() -> dict[str, int]:
+    """The background servers of this checkout that are running now, by name, with their pids."""
+    from contoso_chat.backends.local_model import SERVER as MODEL_SERVER
+    from contoso_chat.backends.tracing import trace_service_pid
+
+    found = {name: record.pid for name, record in (("HTTP service", SERVER.recorded()),
+                                                   ("model server", MODEL_SERVER.recorded())) if record}
+    trace_pid = trace_service_pid()
+    if trace_pid:
+        found["trace service"] = trace_pid
+    return found
+
+
+def stop_local_stack(keep: dict[str, int] | None = None) -> dict[str, bool]:
+    """Stop the background servers of this checkout: all of them, or those not in `keep` (what was
+    already running before, as `running_servers()` returned it), so a run stops only what it started."""
     from contoso_chat.backends.environment import prepare_offline_environment
     from contoso_chat.backends.local_model import stop_local_model
     from contoso_chat.backends.tracing import stop_trace_service
 
     prepare_offline_environment()
-    return {"HTTP service": stop_service(), "model server": stop_local_model(), "trace service": stop_trace_service()}
+    keep = keep or {}
+    now = running_servers()
+    stoppers = {"HTTP service": stop_service, "model server": stop_local_model, "trace service": stop_trace_service}
+    return {name: (stop() if name in now and keep.get(name) != now[name] else False)
+            for name, stop in stoppers.items()}
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`stop`: stop every background server of this checkout. `run -- CMD ...`: run a command, then stop the
+    servers it started (not those that were already running), whatever its exit code; return that code."""
+    import subprocess
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["run"]:
+        command = args[2:] if args[1:2] == ["--"] else args[1:]
+        if not command:
+            print("usage: python -m contoso_chat.serving.local_service run -- COMMAND [ARGS...]")
+            return 2
+        before = running_servers()
+        try:
+            return subprocess.call(command)
+        finally:
+            stop_local_stack(keep=before)
+    if args not in ([], ["stop"]):
+        print("usage: python -m contoso_chat.serving.local_service [stop | run -- COMMAND ...]")
+        return 2
+    for name, was_running in stop_local_stack().items():
+        print(f"{name}: {'stopped' if was_running else 'not running'}")
+    return 0
 
 
 if __name__ == "__main__":
-    for name, was_running in stop_local_stack().items():
-        print(f"{name}: {'stopped' if was_running else 'not running'}")
+    sys.exit(main())
