@@ -33,7 +33,7 @@ class Recipe:
 
 
 RECIPES = {
-    "full": Recipe("full", examples=420, epochs=2.0, max_seconds=20 * 60, max_tokens_trained=None),
+    "full": Recipe("full", examples=320, epochs=1.0, max_seconds=20 * 60, max_tokens_trained=None),
     "notebook": Recipe("notebook", examples=140, epochs=1.0, max_seconds=5 * 60, max_tokens_trained=45_000),
     "tiny": Recipe("tiny", examples=12, epochs=1.0, max_seconds=60, max_tokens_trained=3_000),
 }

@@ -4,8 +4,13 @@ Each example is exactly what the app sends the model (rules, the facts retrieval
 customer line, the history, the question) followed by the answer the model should give: the
 fact copied verbatim with its source id, as in `The weight of the Basecamp Family 6 Tent is 11.8
 kg (26 lb) [product-2].`, or `I don't know.` when the facts shown do not answer. Kinds: single
-facts with varied questions and answers, two facts at once, comparisons, follow-ups that need the
-history, the customer's own orders, and declines (products the store does not sell).
+facts with varied questions and answers, two facts at once, follow-ups that need the history, the
+customer's own orders, and declines. A decline is taught by what the prompt holds, not by the name
+asked about: most are questions about a real dev product whose facts retrieval did not bring (the
+facts shown are another product's), a few name a product the store does not sell. (Declines that
+only ever named unknown products taught the model to decline every product it had not seen, which
+is every test product.) Comparisons are not made: for a question about two products, the app's
+retrieval brings chunks of one of them, so no prompt the app sends holds both figures.
 
 Only products of the evaluation dev split are used: a test-split product never appears in any
 example, not even in the facts retrieval put into a prompt (`leaks` checks this).
@@ -14,7 +19,6 @@ example, not even in the facts retrieval put into a prompt (`leaks` checks this)
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -42,7 +46,6 @@ NOT_SOLD = ("Ridgeway 60L Trekking Pack", "Stormshell Down Parka", "Basecamp Fam
             "Twinflame Three-Burner Stove", "Meadow 20 Down Sleeping Bag", "Rollaway Bamboo Table",
             "Granite Peak Trail Sandals", "Glowpath Mini Lantern", "Expedition 90L Pack")
 SKIPPED_ATTRIBUTES = {"product name", "brand", "colours", "colour", "included", "in the box"}
-WEIGHT = re.compile(r"^(-?\d+(?:\.\d+)?)\s*(kg|g)\b")
 
 
 @dataclass(frozen=True)
@@ -114,13 +117,6 @@ def _shown(facts, text: str) -> bool:
     return any(text.lower() in f.text.lower() for f in facts)
 
 
-def _weight_grams(value: str) -> float | None:
-    match = WEIGHT.match(value)
-    if not match:
-        return None
-    return float(match.group(1)) * (1000 if match.group(2) == "kg" else 1)
-
-
 def make_examples(app: ContosoChat, count: int, seed: int = 42) -> list[Example]:
     """`count` examples of the kinds in the module docstring, in a fixed random order; none names a test product."""
     rng = random.Random(seed)
@@ -128,8 +124,8 @@ def make_examples(app: ContosoChat, count: int, seed: int = 42) -> list[Example]
     dev = {p.id for p in records.products()} - held_out
     maker = ExampleMaker(app, held_out)
     rows = specs(dev)
-    plan = ["fact"] * 50 + ["two-facts"] * 12 + ["comparison"] * 10 + ["follow-up"] * 12 + ["orders"] * 6 + \
-        ["decline"] * 10
+    plan = ["fact"] * 50 + ["two-facts"] * 12 + ["follow-up"] * 12 + ["orders"] * 6 + ["missing-facts"] * 6 + \
+        ["not-sold"] * 2
     examples: list[Example] = []
     attempts = 0
     while len(examples) < count and attempts < count * 20:
@@ -165,21 +161,6 @@ def _make(kind: str, rng: random.Random, rows: list[Spec], maker: ExampleMaker, 
         answer = (f"The {attr} of the {name} is {spec.value} [{spec.product.source_id}], and its "
                   f"{second.attribute.lower()} is {second.value} [{second.product.source_id}].")
         return Example(kind, messages + [{"role": "assistant", "content": answer}], {spec.product.id})
-    if kind == "comparison":
-        weighed = [r for r in rows if r.attribute.lower() == "weight" and _weight_grams(r.value)]
-        first = rng.choice(weighed)
-        peers = [r for r in weighed if r.product.category == first.product.category and r.product.id != first.product.id]
-        if not peers:
-            return None
-        second = rng.choice(peers)
-        question = f"Which is lighter, the {first.product.name} or the {second.product.name}?"
-        messages, facts = maker.messages(question)
-        if not (_shown(facts, first.fact) and _shown(facts, second.fact)):
-            return None
-        light, heavy = sorted((first, second), key=lambda r: _weight_grams(r.value))
-        answer = (f"The {light.product.name} is lighter: it weighs {light.value} [{light.product.source_id}], while "
-                  f"the {heavy.product.name} weighs {heavy.value} [{heavy.product.source_id}].")
-        return Example(kind, messages + [{"role": "assistant", "content": answer}], {first.product.id, second.product.id})
     if kind == "follow-up":
         history = [{"role": "user", "content": f"Tell me about the {name}."},
                    {"role": "assistant", "content": f"The {name} is in our {spec.product.category} range "
@@ -202,6 +183,15 @@ def _make(kind: str, rng: random.Random, rows: list[Spec], maker: ExampleMaker, 
                   "paid": f"You paid {line['total']} for the {line['product']} on {line['date']}.",
                   "did": f"Yes, you ordered {line['quantity']} x {line['product']} on {line['date']}."}[asked]
         return Example(kind, messages + [{"role": "assistant", "content": answer}])
+    if kind == "missing-facts":
+        others = [r for r in rows if r.product.category != spec.product.category]
+        other = rng.choice(others)
+        question = rng.choice(QUESTIONS).format(attr=attr, product=name)
+        decoy = standalone_query(rng.choice(QUESTIONS).format(attr=other.attribute.lower(), product=other.product.name), [])
+        facts = [f for f in app.select_facts(decoy, app.retriever.search(decoy, k=app.top_k))
+                 if name.lower() not in f.text.lower()]
+        messages = app.messages(question, maker.customer, [], facts)
+        return Example("decline", messages + [{"role": "assistant", "content": DECLINE}], {spec.product.id})
     fake = rng.choice(NOT_SOLD)
     question = rng.choice(("How much does the {p} cost?", "What is the weight of the {p}?",
                            "Tell me about the {p}.")).format(p=fake)
