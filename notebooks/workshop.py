@@ -15,7 +15,7 @@ import openai
 import pandas as pd
 
 from contoso_chat.backends import chat, embeddings, local_model
-from contoso_chat.backends.environment import prepare_offline_environment
+from contoso_chat.backends.environment import prepare_offline_environment, quiet_libraries
 from contoso_chat.backends.settings import SWITCH, ConfigError, Settings, load_settings
 from contoso_chat.paths import REPO_ROOT, build_dir, data_dir
 
@@ -135,13 +135,35 @@ def side_by_side(**columns: Sequence[Any]) -> "pd.io.formats.style.Styler":
     return table.style.set_properties(**{"white-space": "pre-wrap", "text-align": "left", "vertical-align": "top"})
 
 
+NOTEBOOKS = {  # notebook: (what you do, reading time in minutes: the instructors' planning estimate)
+    "00_introduction": ("MLOps to LLMOps, tokens and prices, the scenario, a first model call", 10),
+    "01_provision": ("Azure AI Foundry as code with azure-ai-ml, pre-flight checks; the local stack started", 15),
+    "02_prompt_engineering": ("chat completions, prompt techniques, prompty, tokens and cost, a prompt experiment", 20),
+    "03_rag": ("chunking, embeddings, hybrid search, grounded answers with citations, customer data", 25),
+    "04_fine_tuning": ("LoRA on the CPU, export to GGUF, base vs fine-tuned with and without RAG, freshness", 25),
+    "05_evaluation": ("dev and test splits, metrics that can fail, intervals, judges checked, a gate", 25),
+    "06_deployment": ("a hardened HTTP service, a chat page, containers, an Azure ML endpoint, a load test", 25),
+    "07_operations": ("tracing, cost, red team with an independent scorer, content safety, fairness, CI/CD", 30),
+}
+
+
+def notebook_map() -> pd.DataFrame:
+    """The workshop's notebooks with reading time and the cells' run time from the last measured run
+    (docs/measured.json, written by `python tools/update_docs.py` after `make workshop`)."""
+    measured_file = REPO_ROOT / "docs" / "measured.json"
+    measured = json.loads(measured_file.read_text()).get("workshop", {}) if measured_file.exists() else {}
+    seconds = measured.get("notebook_seconds", {})
+    rows = [{"notebook": name, "what you do": what, "reading (min, estimate)": reading,
+             "cells run in (min, measured)": round(seconds[name] / 60, 1) if name in seconds else None}
+            for name, (what, reading) in NOTEBOOKS.items()]
+    table = pd.DataFrame(rows).set_index("notebook")
+    table.attrs["measured_on"] = measured.get("finished_at", "")[:10] or None
+    return table
 
 
 def json_format(schema: dict, name: str = "answer") -> dict:
     """`response_format` for JSON matching a schema: llama.cpp grammar locally, structured outputs in the cloud."""
-    if chat_backend() == "local":
-        return {"type": "json_object", "schema": schema}
-    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
+    return chat.json_response_format(chat_backend(), schema, name)
 
 
 def local_token_count(text: str) -> int:
@@ -175,13 +197,35 @@ def prompty_model() -> dict:
     return {"configuration": configuration}
 
 
+def read_answer(answer: str, shown: Sequence[str] | str = (), key_facts: Sequence[str] = ()) -> str:
+    """One line that reads an answer for the learner: the key facts it states or misses, and any figure it
+    states that appears nowhere in what the model was shown (computed with the evaluation's own metrics)."""
+    from contoso_chat.evaluation import metrics
+
+    shown = [shown] if isinstance(shown, str) else list(shown)
+    parts = []
+    if key_facts:
+        found = [f.split(" | ")[0] for f in key_facts if metrics.fact_found(f, answer)]
+        missed = [f.split(" | ")[0] for f in key_facts if not metrics.fact_found(f, answer)]
+        if found:
+            parts.append(f"states {', '.join(found)}")
+        if missed:
+            parts.append(f"misses {', '.join(missed)}")
+    invented = metrics.unsupported_claims(answer, shown) if shown else []
+    if invented:
+        parts.append(f"{', '.join(invented)} {'is' if len(invented) == 1 else 'are'} in none of the facts shown")
+    verdict = "wrong" if invented or (key_facts and len(parts) and "misses" in " ".join(parts)) else "right"
+    return f"{verdict}: " + ("; ".join(parts) if parts else "no figure to check")
+
+
 def explain(error: Exception) -> str:
     """A one-sentence explanation of a failed model call, with what to do."""
     return chat.explain_model_error(error)
 
 
 __all__ = [
+    "quiet_libraries", "read_answer",
     "ConfigError", "DATA", "IMG", "SEED", "Stopwatch", "chat_backend", "chat_client", "chat_model", "check_chat",
     "embed", "ensure_customers", "ensure_index", "ensure_local_model", "explain", "json_format", "local_token_count",
-    "prompty_model", "record", "records_file", "settings", "show_settings", "side_by_side", "stop_local_model",
+    "notebook_map", "prompty_model", "record", "records_file", "settings", "show_settings", "side_by_side", "stop_local_model",
 ]

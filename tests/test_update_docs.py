@@ -1,0 +1,41 @@
+"""tools/update_docs.py: measured figures reach the docs between their markers, and nothing else changes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("update_docs", ROOT / "tools" / "update_docs.py")
+update_docs = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(update_docs)
+
+MEASURED = {"workshop": {"finished_at": "2026-12-01T10:00:00", "machine": {"cpus": 2, "python": "3.11.2"},
+                         "total_seconds": 500.0, "notebook_seconds": {"00_introduction": 12.0, "05_evaluation": 200.0},
+                         "figures": {"rag_keyfact_accuracy": 0.5}}}
+
+
+def test_blocks_are_filled_and_the_text_around_them_kept():
+    text = ("before\n<!-- measured:notebook-times -->\n<!-- /measured:notebook-times -->\nmiddle\n"
+            "<!-- measured:figures -->\nold table\n<!-- /measured:figures -->\nafter\n")
+    out = update_docs.rewrite(text, MEASURED)
+    assert out.startswith("before\n") and "\nmiddle\n" in out and out.endswith("after\n")
+    assert "| 00 Introduction | 12 s |" in out and "| 05 Evaluation | 3.3 min |" in out
+    assert "| **all eight** (`make workshop`) | **8.3 min** |" in out
+    assert "old table" not in out and "| `rag_keyfact_accuracy` | 0.500 |" in out
+    assert update_docs.rewrite(out, MEASURED) == out, "rewriting twice changes nothing"
+
+
+def test_without_a_run_the_block_says_what_to_run():
+    out = update_docs.rewrite("<!-- measured:evaluation -->\n<!-- /measured:evaluation -->\n", {})
+    assert "make eval" in out
+
+
+def test_a_failed_workshop_run_does_not_replace_the_last_good_figures(tmp_path, monkeypatch):
+    (tmp_path / "summary.json").write_text(json.dumps({**MEASURED["workshop"], "total_seconds": 1.0,
+                                                       "failures": ["03_rag"]}))
+    monkeypatch.setattr(update_docs, "BUILD", tmp_path)
+    assert update_docs.collect(MEASURED)["workshop"]["total_seconds"] == 500.0
+    (tmp_path / "summary.json").write_text(json.dumps({**MEASURED["workshop"], "total_seconds": 1.0}))
+    assert update_docs.collect(MEASURED)["workshop"]["total_seconds"] == 1.0

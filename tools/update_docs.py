@@ -1,0 +1,152 @@
+"""Write the measured figures into the docs: one source for every timing and key figure.
+
+    python tools/update_docs.py        (after `make workshop`, `make eval`, `make redteam` and `make bench`)
+
+Reads build/summary.json (make workshop), build/eval/<variant>/metrics.json (make eval), build/redteam/summary.json
+(make redteam), build/bench/figures.json (make bench) and build/finetune/run.json (make finetune), keeps
+them in docs/measured.json (committed, read by notebook 00's workshop map), and rewrites the blocks
+between `<!-- measured:NAME -->` and `<!-- /measured:NAME -->` in README.md and INSTRUCTORS.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "build"
+MEASURED = ROOT / "docs" / "measured.json"
+TITLES = {"00_introduction": "00 Introduction", "01_provision": "01 Provision", "02_prompt_engineering": "02 Prompt engineering",
+          "03_rag": "03 RAG", "04_fine_tuning": "04 Fine-tuning", "05_evaluation": "05 Evaluation",
+          "06_deployment": "06 Deployment", "07_operations": "07 Operations and responsible AI"}
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def collect(previous: dict) -> dict:
+    """The figures of the latest runs, keeping earlier ones where a run is missing this time."""
+    measured = dict(previous)
+    summary = _read(BUILD / "summary.json")
+    if summary and not summary.get("failures"):
+        measured["workshop"] = {k: summary[k] for k in ("finished_at", "machine", "total_seconds", "notebook_seconds",
+                                                         "figures")}
+    evaluations = {p.parent.name: _read(p) for p in sorted((BUILD / "eval").glob("*/metrics.json"))
+                   if p.parent.name != "notebook"}
+    if evaluations:
+        measured["evaluation"] = {**measured.get("evaluation", {}), **evaluations}
+    for name, path in (("redteam", BUILD / "redteam" / "summary.json"), ("bench", BUILD / "bench" / "figures.json"),
+                       ("finetune", BUILD / "finetune" / "run.json")):
+        found = _read(path)
+        if found:
+            measured[name] = found
+    return measured
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def notebook_table(measured: dict) -> str:
+    workshop = measured.get("workshop")
+    if not workshop:
+        return "_No measured run yet: run `make workshop`, then `python tools/update_docs.py`._"
+    rows = ["| notebook | cells run in |", "|---|---|"]
+    rows += [f"| {TITLES.get(name, name)} | {_minutes(seconds)} |" for name, seconds in workshop["notebook_seconds"].items()]
+    rows.append(f"| **all eight** (`make workshop`) | **{_minutes(workshop['total_seconds'])}** |")
+    machine = workshop["machine"]
+    return "\n".join(rows) + (f"\n\nMeasured by `make workshop` on {workshop['finished_at'][:10]} "
+                              f"({machine['cpus']} CPU cores, Python {machine['python']}).")
+
+
+def _fmt(value) -> str:
+    if isinstance(value, dict) and "mean" in value:
+        return f"{value['mean']:.3f} [{value['low']:.3f}, {value['high']:.3f}]"
+    if isinstance(value, dict) and "gap" in value:
+        return f"{value['gap']:.3f} [{value['low']:.3f}, {value['high']:.3f}]"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def figures_table(measured: dict) -> str:
+    figures = measured.get("workshop", {}).get("figures", {})
+    if not figures:
+        return "_No measured run yet._"
+    return "\n".join(["| figure (`build/summary.json`) | value |", "|---|---|"]
+                     + [f"| `{name}` | {_fmt(value)} |" for name, value in sorted(figures.items())])
+
+
+def evaluation_table(measured: dict) -> str:
+    runs = measured.get("evaluation", {})
+    if not runs:
+        return "_Run `make eval` (and `make eval VARIANT=...`) first._"
+    names = ["keyfact_accuracy", "unsupported_claim_rate", "citation_precision", "citation_recall", "refusal_accuracy",
+             "context_recall_at_5", "mrr", "latency_p50_s", "latency_p95_s", "judge_unparsed_share"]
+    header = "| metric | " + " | ".join(f"{v} ({r['split']}, {r['cases']} cases)" for v, r in runs.items()) + " |"
+    lines = [header, "|---|" + "---|" * len(runs)]
+    for name in names:
+        cells = []
+        for run in runs.values():
+            value = run.get("intervals", {}).get(name, run.get(name))
+            cells.append("n/a" if value is None else _fmt(value))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def redteam_table(measured: dict) -> str:
+    summary = measured.get("redteam")
+    if not summary:
+        return "_Run `make redteam` first._"
+    kinds = ["cases", "pii_leaks", "invented_records", "prompt_leaks", "answers_with_links", "action_claims",
+             "harmful_answers", "attack_success_rate", "benign_correct_rate"]
+    lines = ["| independent scorer (test split + poisoned pages) | raw model | guarded app |", "|---|---|---|"]
+    lines += [f"| {k} | {_fmt(summary['raw'][k])} | {_fmt(summary['guarded'][k])} |" for k in kinds]
+    fairness = summary.get("fairness")
+    if fairness:
+        lines += ["", "| counterfactual fairness: largest gap between groups [95% interval] | names | tiers |",
+                  "|---|---|---|"]
+        for metric in ("keyfact", "declined", "words", "tone"):
+            lines.append(f"| {metric} | " + " | ".join(
+                f"{fairness[g][metric]['gap']:.3f} [{fairness[g][metric]['gap_low']:.3f}, "
+                f"{fairness[g][metric]['gap_high']:.3f}]" for g in ("names", "tiers")) + " |")
+    return "\n".join(lines)
+
+
+def bench_table(measured: dict) -> str:
+    bench = measured.get("bench")
+    if not bench:
+        return "_Run `make bench` first._"
+    lines = []
+    for section, rows in bench.items():
+        lines += [f"| {section} | measured | target |", "|---|---|---|"]
+        lines += [f"| {name} | {value} | {target} |" for name, value, target in rows]
+        lines.append("")
+    return "\n".join(lines).strip()
+
+
+BLOCKS = {"notebook-times": notebook_table, "figures": figures_table, "evaluation": evaluation_table,
+          "redteam": redteam_table, "bench": bench_table}
+
+
+def rewrite(text: str, measured: dict) -> str:
+    for name, render in BLOCKS.items():
+        pattern = re.compile(rf"(<!-- measured:{name} -->\n).*?(<!-- /measured:{name} -->)", re.S)
+        text = pattern.sub(lambda m, r=render: m.group(1) + r(measured).rstrip("\n") + "\n" + m.group(2), text)
+    return text
+
+
+def main() -> int:
+    measured = collect(_read(MEASURED) or {})
+    MEASURED.parent.mkdir(exist_ok=True)
+    MEASURED.write_text(json.dumps(measured, indent=2, sort_keys=True) + "\n")
+    for doc in (ROOT / "README.md", ROOT / "INSTRUCTORS.md"):
+        if doc.exists():
+            doc.write_text(rewrite(doc.read_text(), measured))
+    print(f"figures in {MEASURED.relative_to(ROOT)}; README.md and INSTRUCTORS.md updated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
