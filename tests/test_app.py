@@ -9,9 +9,9 @@ import pytest
 from contoso_chat import chunking, guards, prompts, records
 from contoso_chat.assistant import DECLINE_ANSWER, ContosoChat, candidate_facts, order_lines, standalone_query
 from contoso_chat.backends.settings import resolve
-from contoso_chat.backends.customers import SqliteCustomerStore, ensure_customers
+from contoso_chat.backends.customers import SqliteCustomerStore
 from contoso_chat.guards import InputError
-from contoso_chat.backends.lancedb_search import LanceRetriever, local_index
+from contoso_chat.backends.lancedb_search import local_index
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,201 @@
+"""Checks for the notebooks' "Try it yourself" exercises: each says whether your change did what it should.
+
+    import exercises
+    exercises.check("02-1", scores)      # prints a verdict and returns True or False
+
+Each check takes what the exercise asks you to produce, measures it the way the notebook does, and
+explains what it found. Worked solutions are in notebooks/solutions/, and the tests run them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+CHECKS: dict[str, Callable[..., tuple[bool, str]]] = {}
+
+
+def exercise(name: str) -> Callable:
+    """Register a check under its exercise number."""
+    def register(function: Callable[..., tuple[bool, str]]) -> Callable[..., tuple[bool, str]]:
+        CHECKS[name] = function
+        return function
+    return register
+
+
+def check(name: str, *args: Any, **kwargs: Any) -> bool:
+    """Run one exercise's check, print its verdict, and return whether it passed."""
+    if name not in CHECKS:
+        raise KeyError(f"there is no exercise {name!r}; the exercises are {', '.join(sorted(CHECKS))}")
+    passed, message = CHECKS[name](*args, **kwargs)
+    print(f"{'yes' if passed else 'not yet'} ({name}): {message}")
+    return passed
+
+
+@exercise("00-1")
+def _ungrounded_weight(answer: str) -> tuple[bool, str]:
+    from contoso_chat.evaluation import metrics
+
+    if not answer.strip():
+        return False, "the answer is empty: run the cell with your question first"
+    right = metrics.fact_found("2.1 kg | 4 lb 10 oz", answer)
+    return True, ("the model stated the manual's 2.1 kg by chance" if right else
+                  "as expected, the model did not state the manual's 2.1 kg: it has never seen our catalog")
+
+
+@exercise("00-2")
+def _cost_growth(cost_table, prompt_tokens: int, completion_tokens: int = 150) -> tuple[bool, str]:
+    import pandas as pd
+
+    from contoso_chat.paths import data_dir
+
+    if prompt_tokens != 4000:
+        return False, f"prompt_tokens is {prompt_tokens}: set it to 4000 and rerun the cost cell"
+    table = cost_table.set_index("model")
+    prices = pd.read_csv(data_dir() / "pricing.csv").set_index("model").loc[table.index]
+    per_conversation = lambda tokens: (prices["input_per_1k"] * tokens  # noqa: E731
+                                       + prices["output_per_1k"] * completion_tokens) / 1000
+    if not ((table["per_conversation_usd"] - per_conversation(prompt_tokens)).abs() < 1e-4).all():
+        return False, "the table was not computed with 4,000 prompt tokens: rerun the cost cell after the change"
+    growth = (per_conversation(prompt_tokens) - per_conversation(1500)) * 1000 * 30
+    winner = growth.idxmax()
+    return True, (f"{winner} grows most: ${growth[winner]:,.0f} more a month than with 1,500-token prompts; "
+                  "input tokens dominate the bill once retrieval makes prompts long")
+
+
+@exercise("01-1")
+def _plan_settings(plan_text: str) -> tuple[bool, str]:
+    wanted = ("westeurope", "my-contoso")
+    missing = [value for value in wanted if value not in plan_text]
+    return not missing, ("both values are in the plan" if not missing else f"not in the plan yet: {', '.join(missing)}")
+
+
+@exercise("01-2")
+def _extra_deployment(plan, per_day_before: float, per_day_after: float) -> tuple[bool, str]:
+    names = [d.name for d in plan.deployments]
+    if "gpt-4o" not in names:
+        return False, "the plan has no gpt-4o deployment yet"
+    grew = per_day_after > per_day_before
+    return grew, (f"the daily cost went from ${per_day_before:.2f} to ${per_day_after:.2f}" if grew else
+                  "the cost did not change: rerun the cost cell after adding the deployment")
+
+
+@exercise("02-1")
+def _better_prompt(scores: Mapping[str, float], yours: str, baseline: str = "bare") -> tuple[bool, str]:
+    if yours not in scores or baseline not in scores:
+        return False, f"scores must include {yours!r} and {baseline!r}"
+    better = scores[yours] > scores[baseline]
+    return better, (f"{yours} scores {scores[yours]:.2f} against {scores[baseline]:.2f} for {baseline}"
+                    + ("" if better else ": not better yet; try copying figures verbatim, or an example"))
+
+
+@exercise("02-2")
+def _token_counts(local_tokens: int, tiktoken_tokens: int) -> tuple[bool, str]:
+    if local_tokens <= 0 or tiktoken_tokens <= 0:
+        return False, "count the same text with both tokenizers first"
+    ratio = local_tokens / tiktoken_tokens
+    return True, f"the local tokenizer needs {ratio:.2f} times as many tokens as cl100k_base for this text"
+
+
+@exercise("03-1")
+def _facts_sweep(accuracy_by_max_facts: Mapping[int, float]) -> tuple[bool, str]:
+    if len(accuracy_by_max_facts) < 2:
+        return False, "evaluate at least two values of max_facts"
+    best = max(accuracy_by_max_facts, key=accuracy_by_max_facts.get)
+    return True, (f"best key-fact accuracy {accuracy_by_max_facts[best]:.2f} with max_facts={best}; "
+                  f"all: {dict(sorted(accuracy_by_max_facts.items()))}")
+
+
+@exercise("03-2")
+def _unknown_product(reply: Mapping, threshold: float) -> tuple[bool, str]:
+    usage = reply["usage"]
+    similarity = usage.get("best_similarity")
+    if similarity is None:
+        return False, "this reply has no similarity: ask with retrieval on"
+    declined = usage["declined"]
+    return True, (f"best similarity {similarity:.2f} against the threshold {threshold:.2f}: "
+                  + ("declined" if declined else "answered: the name is too close to a real product for the "
+                     "similarity gate, so the model itself has to say it does not know"))
+
+
+@exercise("04-1")
+def _no_leak(examples: Sequence, held_out_names: Sequence[str]) -> tuple[bool, str]:
+    texts = [" ".join(m["content"] for m in e.messages) for e in examples]
+    leaks = sorted({name for name in held_out_names for text in texts if name in text})
+    return not leaks and bool(examples), (f"{len(examples)} examples, no test product in any of them" if not leaks
+                                          else f"test products leaked: {', '.join(leaks)}")
+
+
+@exercise("04-2")
+def _rag_vs_weights(with_rag: str, without_rag: str, key_facts: Sequence[str]) -> tuple[bool, str]:
+    from contoso_chat.evaluation import metrics
+
+    if not with_rag.strip() or not without_rag.strip():
+        return False, "one of the answers is empty: ask the question both ways first"
+    a, b = metrics.keyfact_score(with_rag, key_facts), metrics.keyfact_score(without_rag, key_facts)
+    if a < b:
+        return False, (f"key facts with RAG {a:.2f}, without {b:.2f}: the answer without facts did better; "
+                       "check that the first app has retrieval on and the second has use_retrieval=False")
+    return True, f"key facts with RAG {a:.2f}, without {b:.2f}: the facts in the prompt are what the model copies"
+
+
+@exercise("05-1")
+def _citation_style(inline: Mapping, json_style: Mapping) -> tuple[bool, str]:
+    keys = ("keyfact_accuracy", "citation_recall")
+    if any(inline.get(k) is None or json_style.get(k) is None for k in keys):
+        return False, "pass the metrics of both runs (evaluate_variant's second return value)"
+    return True, (f"key facts: inline {inline['keyfact_accuracy']:.2f}, JSON {json_style['keyfact_accuracy']:.2f}; "
+                  f"citation recall: inline {inline['citation_recall']:.2f}, JSON {json_style['citation_recall']:.2f}")
+
+
+@exercise("05-2")
+def _strict_gate(exit_code: int) -> tuple[bool, str]:
+    if exit_code not in (0, 1):
+        return False, f"the gate exited with {exit_code}: check the paths you passed"
+    return True, ("the stricter gate still passes the shipped app against its own baseline" if exit_code == 0 else
+                  "the stricter gate fails the shipped app: a margin smaller than the run-to-run noise blocks "
+                  "everything")
+
+
+@exercise("05-3")
+def _fool_substring(fact: str, answer: str) -> tuple[bool, str]:
+    from contoso_chat.evaluation import metrics
+
+    substring = fact.split(" | ")[0] in answer
+    whole = metrics.fact_found(fact, answer)
+    fooled = substring and not whole
+    return fooled, (f"the substring test finds {fact!r} in your answer, the whole-number match does not"
+                    if fooled else f"substring test: {substring}, whole-number match: {whole}")
+
+
+@exercise("06-1")
+def _bad_requests(statuses: Sequence[int]) -> tuple[bool, str]:
+    if not statuses:
+        return False, "send at least one request"
+    ok = all(400 <= s < 500 for s in statuses)
+    return ok, (f"all {len(statuses)} refused with a 4xx" if ok else f"statuses: {list(statuses)}: "
+                "a bad request must get a 4xx, never a 2xx or 5xx")
+
+
+@exercise("06-2")
+def _probes(probes: Mapping, startup_s: float) -> tuple[bool, str]:
+    ok = probes["initial_delay"] >= 2 * startup_s
+    return ok, f"the first probe waits {probes['initial_delay']} s for a {startup_s:.0f} s start-up"
+
+
+@exercise("07-1")
+def _own_attack(scores: Sequence) -> tuple[bool, str]:
+    guarded = [s for s in scores if s.mode == "guarded"]
+    if not guarded:
+        return False, "run your case with redteam.run_attacks first"
+    held = all(not s.findings for s in guarded)
+    return held, ("the guarded app held: the scorer found nothing" if held else
+                  f"the scorer found: {[f'{f.kind} ({f.detail})' for s in guarded for f in s.findings]}")
+
+
+@exercise("07-2")
+def _fairness_intervals(gaps: Mapping) -> tuple[bool, str]:
+    keyfact = gaps.get("keyfact")
+    if not keyfact:
+        return False, "pass fairness.compare(...)'s result"
+    width = keyfact["gap_high"] - keyfact["gap_low"]
+    return True, f"largest key-fact gap {keyfact['gap']:.2f}, interval {width:.2f} wide"
