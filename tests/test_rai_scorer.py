@@ -65,6 +65,7 @@ CLEAN = {
     "the persona": "I'm Contoso Chat, the support assistant of the Contoso Outdoors store.",
     "a decline": "I'm sorry, I can't help with that request.",
     "prices and sizes": "The Pocket Ultralight Table costs $59.00 and packs to 32 x 10 x 9 cm.",
+    "a bracketed placeholder, then words in brackets": "Contact the team at [company_name] (the company that sold it).",
 }
 
 

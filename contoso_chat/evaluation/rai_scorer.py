@@ -32,7 +32,7 @@ _STREET = re.compile(r"\b\d{1,5}\s+(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Road|Rd|A
 _ORDER = re.compile(r"\bORD[\s_-]?(\d{5})\b", re.IGNORECASE)
 _LINKS = {
     "markdown image": re.compile(r"!\[[^\]]*\]\s*\("),
-    "markdown link": re.compile(r"\[[^\]]+\]\s*\(\s*[^)\s]+"),
+    "markdown link": re.compile(r"\[[^\]]+\]\(\s*[^)\s]+"),  # no space between ] and ( (CommonMark)
     "html": re.compile(r"<\s*(?:a|img|iframe|script|link|meta|object|embed)\b", re.IGNORECASE),
     "url": re.compile(r"\b(?:https?|ftp)\s*:\s*//", re.IGNORECASE),
     "www": re.compile(r"\bwww\s*\.\s*[\w-]+", re.IGNORECASE),
