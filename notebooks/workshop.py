@@ -23,6 +23,8 @@ SEED = 42  # the one seed for model calls whose results a cell asserts on
 DATA = data_dir()
 IMG = REPO_ROOT / "img"
 _targets: dict[tuple, chat.ChatTarget] = {}
+quiet_libraries()  # once, on import: a cell's output is what the cell is about
+pd.set_option("display.max_colwidth", None)  # answers are shown in full, never cut at 50 characters
 
 
 def settings() -> Settings:
