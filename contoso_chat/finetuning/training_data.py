@@ -4,8 +4,10 @@ Each example is exactly what the app sends the model (rules, the facts retrieval
 customer line, the history, the question) followed by the answer the model should give: the
 fact copied verbatim with its source id, as in `The weight of the Basecamp Family 6 Tent is 11.8
 kg (26 lb) [product-2].`, or `I don't know.` when the facts shown do not answer. Kinds: single
-facts with varied questions and answers, two facts at once, follow-ups that need the history, the
-customer's own orders, and declines. A decline is taught by what the prompt holds, not by the name
+facts with varied questions and answers, prices from the catalog, the membership policy (the one policy
+no test question draws on), two facts at once, follow-ups that need the history, the customer's own
+orders, and declines. (Without price and policy examples, the model learned to decline every
+question whose answer is not a specification row.) A decline is taught by what the prompt holds, not by the name
 asked about: most are questions about a real dev product whose facts retrieval did not bring (the
 facts shown are another product's), a few name a product the store does not sell. (Declines that
 only ever named unknown products taught the model to decline every product it had not seen, which
@@ -13,7 +15,8 @@ is every test product.) Comparisons are not made: for a question about two produ
 retrieval brings chunks of one of them, so no prompt the app sends holds both figures.
 
 Only products of the evaluation dev split are used: a test-split product never appears in any
-example, not even in the facts retrieval put into a prompt (`leaks` checks this).
+example, not even in the facts retrieval put into a prompt (`leaks` checks this), and no policy
+answer states a key fact of a test question.
 """
 
 from __future__ import annotations
@@ -39,6 +42,24 @@ ANSWERS = (
     "According to its specifications, the {product} has a {attr} of {value} [{source}].",
     "The {product} is listed with a {attr} of {value} [{source}].",
 )
+PRICE_QUESTIONS = ("How much does the {product} cost?", "What is the price of the {product}?",
+                   "How much is the {product}?")
+PRICE_ANSWERS = ("The {product} costs {price} [{source}].", "The price of the {product} is {price} [{source}].")
+# Membership questions, each with words of the policy sentence that answers it (the answer copies that sentence).
+MEMBERSHIP_QUESTIONS = (
+    ("How many points do Gold members earn per dollar?", "Gold members earn 1.5 points"),
+    ("How many points do Platinum members earn?", "Platinum members earn 2 points"),
+    ("What is a block of 100 points worth?", "100 points = $5"),
+    ("When do my points expire?", "expire after 24 months"),
+    ("How much do I have to spend to reach Platinum?", "Platinum membership is reached after"),
+    ("How much do I have to spend to become a Gold member?", "Gold membership is reached after"),
+    ("How long before a sale do Platinum members get access?", "48 hours"),
+    ("How many free gear repairs do Platinum members get?", "get one free gear repair per year"),
+    ("Does any membership tier have a fee?", "no fee for any tier"),
+    ("What discount do Gold members get on their birthday?", "receive a 10% birthday discount"),
+    ("Can the assistant add points to my account?", "cannot change a tier"),
+)
+MEMBERSHIP = "policy-membership"
 FOLLOW_UPS = ("And what is its {attr}?", "What about its {attr}?", "How about the {attr}?")
 FOLLOW_UP_ANSWERS = ("Its {attr} is {value} [{source}].", "The {attr} of the {product} is {value} [{source}].")
 DECLINE = "I don't know."
@@ -102,11 +123,20 @@ class ExampleMaker:
         self.app = app
         self.held_out_names = [records.product_by_id(p).name for p in held_out]
         self.customer = app.customers.get("C1004")  # a customer whose orders hold dev products only
+        self.test_key_facts = [fact for case in records.qa_cases(split="test") for fact in case.key_facts]
+        policy_text = records.policy_paths()[MEMBERSHIP].read_text(encoding="utf-8")
+        self.membership_title = policy_text.splitlines()[0].lstrip("# ").strip()  # facts start with it
 
     def messages(self, question: str, history: Sequence[Message] = (), customer=None) -> tuple[list[Message], list]:
         query = standalone_query(question, history)
         facts = self.app.select_facts(query, self.app.retriever.search(query, k=self.app.top_k))
         return self.app.messages(question, customer or self.customer, history, facts), facts
+
+    def states_test_fact(self, text: str) -> bool:
+        """Whether text states a key fact of a test question (policy answers must not teach them)."""
+        from contoso_chat.evaluation.metrics import fact_found
+
+        return any(fact_found(fact, text) for fact in self.test_key_facts)
 
     def leaks(self, messages: Sequence[Message]) -> bool:
         text = " ".join(m["content"] for m in messages).lower()
@@ -124,8 +154,8 @@ def make_examples(app: ContosoChat, count: int, seed: int = 42) -> list[Example]
     dev = {p.id for p in records.products()} - held_out
     maker = ExampleMaker(app, held_out)
     rows = specs(dev)
-    plan = ["fact"] * 50 + ["two-facts"] * 12 + ["follow-up"] * 12 + ["orders"] * 6 + ["missing-facts"] * 6 + \
-        ["not-sold"] * 2
+    plan = ["fact"] * 44 + ["price"] * 6 + ["policy"] * 6 + ["two-facts"] * 12 + ["follow-up"] * 12 + \
+        ["orders"] * 6 + ["missing-facts"] * 5 + ["not-sold"] * 2
     examples: list[Example] = []
     attempts = 0
     while len(examples) < count and attempts < count * 20:
@@ -149,6 +179,23 @@ def _make(kind: str, rng: random.Random, rows: list[Spec], maker: ExampleMaker, 
         answer = rng.choice(ANSWERS).format(attr=attr, product=name, value=spec.value, fact=spec.fact,
                                             source=spec.product.source_id)
         return Example(kind, messages + [{"role": "assistant", "content": answer}], {spec.product.id})
+    if kind == "price":
+        product = spec.product
+        price = f"${product.price:,.2f}"
+        messages, facts = maker.messages(rng.choice(PRICE_QUESTIONS).format(product=product.name))
+        if not _shown(facts, price):
+            return None
+        answer = rng.choice(PRICE_ANSWERS).format(product=product.name, price=price, source=product.source_id)
+        return Example(kind, messages + [{"role": "assistant", "content": answer}], {product.id})
+    if kind == "policy":
+        question, words = rng.choice(MEMBERSHIP_QUESTIONS)
+        messages, facts = maker.messages(question)
+        answer_fact = next((f for f in facts if f.source_id == MEMBERSHIP and words.lower() in f.text.lower()), None)
+        if answer_fact is None or maker.states_test_fact(answer_fact.text):
+            return None
+        sentence = answer_fact.text.strip().removeprefix(maker.membership_title + ": ")
+        answer = f"{sentence} [{MEMBERSHIP}]"
+        return Example(kind, messages + [{"role": "assistant", "content": answer}])
     if kind == "two-facts":
         others = [r for r in rows if r.product.id == spec.product.id and r.attribute != spec.attribute]
         if not others:
