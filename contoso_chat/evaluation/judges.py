@@ -35,7 +35,7 @@ RUBRICS = {
 SCHEMA = {
     "type": "object",
     "properties": {"score": {"type": "integer", "enum": [1, 2, 3, 4, 5]},
-                   "reason": {"type": "string", "maxLength": 100}},
+                   "reason": {"type": "string", "maxLength": 60}},
     "required": ["score", "reason"],
     "additionalProperties": False,
 }
@@ -74,7 +74,7 @@ def parse(judge: str, text: str) -> Verdict:
 
 
 def judge_answer(target: ChatTarget, judge: str, question: str, answer: str, facts: str,
-                 max_tokens: int = 96) -> Verdict:
+                 max_tokens: int = 64) -> Verdict:
     """Ask the chat model to judge one answer, with the reply constrained to the verdict's JSON schema."""
     reply = target.client.chat.completions.create(
         model=target.model, messages=judge_messages(judge, question, answer, facts), temperature=0, seed=42,
