@@ -34,6 +34,15 @@ QUIET_LOGGERS = ("execution", "execution.bulk", "execution.flow", "promptflow", 
                  "lancedb", "uvicorn", "filelock")
 
 
+# Loggers a library re-levels when it is imported (azure-ai-ml sets its own to INFO, with its own handler),
+# so a level set earlier would not hold: a filter on the logger object survives that.
+FILTERED_LOGGERS = ("azure.ai.ml._utils._experimental",)
+
+
+def _errors_only(record) -> bool:
+    return record.levelno >= 40  # logging.ERROR
+
+
 def quiet_libraries() -> None:
     """Keep library logging and warnings out of notebook outputs: errors only, no progress lines of their own."""
     import logging
@@ -41,6 +50,8 @@ def quiet_libraries() -> None:
 
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    for name in FILTERED_LOGGERS:
+        logging.getLogger(name).addFilter(_errors_only)  # added once: the same function is not added twice
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("PF_LOGGING_LEVEL", "ERROR")
