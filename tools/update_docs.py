@@ -34,8 +34,10 @@ def collect(previous: dict) -> dict:
     if summary and not summary.get("failures"):
         measured["workshop"] = {k: summary[k] for k in ("finished_at", "machine", "total_seconds", "notebook_seconds",
                                                          "figures")}
-    evaluations = {p.parent.name: _read(p) for p in sorted((BUILD / "eval").glob("*/metrics.json"))
-                   if p.parent.name != "notebook"}
+    evaluations = {p.parent.name: _read(p) for p in sorted((BUILD / "eval").glob("*/metrics.json"))}
+    if not evaluations and "evaluation" not in measured:  # no `make eval` yet: notebook 05's runs, named as such
+        evaluations = {f"{p.parent.name} (notebook 05)": _read(p)
+                       for p in sorted((BUILD / "eval" / "notebook").glob("*/metrics.json")) if "split" in _read(p)}
     if evaluations:
         measured["evaluation"] = {**measured.get("evaluation", {}), **evaluations}
     for name, path in (("redteam", BUILD / "redteam" / "summary.json"), ("bench", BUILD / "bench" / "figures.json"),
@@ -64,7 +66,8 @@ def notebook_table(measured: dict) -> str:
 
 def _fmt(value) -> str:
     if isinstance(value, dict) and "mean" in value:
-        return f"{value['mean']:.3f} [{value['low']:.3f}, {value['high']:.3f}]"
+        count = f" (n={value['n']})" if "n" in value else ""
+        return f"{value['mean']:.3f} [{value['low']:.3f}, {value['high']:.3f}]{count}"
     if isinstance(value, dict) and "gap" in value:
         return f"{value['gap']:.3f} [{value['low']:.3f}, {value['high']:.3f}]"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
@@ -90,6 +93,9 @@ def evaluation_table(measured: dict) -> str:
         cells = []
         for run in runs.values():
             value = run.get("intervals", {}).get(name, run.get(name))
+            if isinstance(value, dict) and value.get("n", 5) < 5:  # as the gate: too few values to speak of
+                cells.append(f"not measured (n={value['n']})")
+                continue
             cells.append("n/a" if value is None else _fmt(value))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
