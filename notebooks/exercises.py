@@ -139,12 +139,18 @@ def _rag_vs_weights(with_rag: str, without_rag: str, key_facts: Sequence[str]) -
 
 
 @exercise("05-1")
-def _citation_style(inline: Mapping, json_style: Mapping) -> tuple[bool, str]:
-    keys = ("keyfact_accuracy", "citation_recall")
-    if any(inline.get(k) is None or json_style.get(k) is None for k in keys):
-        return False, "pass the metrics of both runs (evaluate_variant's second return value)"
-    return True, (f"key facts: inline {inline['keyfact_accuracy']:.2f}, JSON {json_style['keyfact_accuracy']:.2f}; "
-                  f"citation recall: inline {inline['citation_recall']:.2f}, JSON {json_style['citation_recall']:.2f}")
+def _citation_style_on_test(styles: Any, choice: Any) -> tuple[bool, str]:
+    import pandas as pd
+
+    if not isinstance(styles, pd.DataFrame) or "key-fact accuracy" not in styles.index or not hasattr(choice, "style"):
+        return False, "pass the comparison and the choice that citation_style.run returned (its 2nd and 3rd values)"
+    row = styles.loc["key-fact accuracy"]
+    if row["cases"] < 5:
+        return False, f"only {int(row['cases'])} answerable questions: too few to compare, use a larger limit"
+    agrees = "agrees with" if choice.style == "inline" else "disagrees with"
+    return True, (f"key facts, json - inline: {row['json - inline']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}] on "
+                  f"{int(row['cases'])} test questions; the rule keeps {choice.style}, so the test split {agrees} "
+                  f"the decision made on dev")
 
 
 @exercise("05-2")

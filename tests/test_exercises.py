@@ -66,6 +66,8 @@ def _table(rows):
     ("04-1", ([], ["Summit Dome 2 Tent"])),
     ("04-2", ("It weighs a lot.", "It weighs 2.1 kg.", ["2.1 kg"])),
     ("05-1", ({"keyfact_accuracy": 0.5}, {"keyfact_accuracy": 0.4})),
+    ("05-1", (_table([{"metric": "key-fact accuracy", "json - inline": 0.5, "low": 0.0, "high": 1.0, "cases": 2}]
+                     ).set_index("metric"), SimpleNamespace(style="json"))),
     ("05-2", (2,)),
     ("05-3", ("74 g", "It weighs 74 g.")),
     ("06-1", ([200, 422],)),

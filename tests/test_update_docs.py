@@ -39,3 +39,26 @@ def test_a_failed_workshop_run_does_not_replace_the_last_good_figures(tmp_path, 
     assert update_docs.collect(MEASURED)["workshop"]["total_seconds"] == 500.0
     (tmp_path / "summary.json").write_text(json.dumps({**MEASURED["workshop"], "total_seconds": 1.0}))
     assert update_docs.collect(MEASURED)["workshop"]["total_seconds"] == 1.0
+
+
+def test_the_citation_style_block_shows_each_paired_difference_and_the_choice():
+    run = {"split": "dev", "cases": 40, "chosen": "inline", "reason": "key-fact accuracy: ... so inline costs less",
+           "latency_p50_s": {"inline": 2.3, "json": 2.4},
+           "comparison": {"key-fact accuracy": {"inline": 0.414, "json": 0.271, "json - inline": -0.143,
+                                                "low": -0.272, "high": -0.014, "cases": 35},
+                          "citation precision (json answers that cite)": {"inline": None, "json": 1.0,
+                                                                          "json - inline": None, "cases": 14}}}
+    text = "<!-- measured:citation-style -->\n<!-- /measured:citation-style -->\n"
+    out = update_docs.rewrite(text, {"citation_style": run})
+    assert "| key-fact accuracy (n=35) | 0.414 | 0.271 | -0.143 [-0.272, -0.014] |" in out
+    assert "citation precision" not in out, "an unpaired figure has no difference to show"
+    assert "Kept: **inline**" in out and "| median seconds per answer | 2.30 | 2.40 | |" in out
+    assert "make eval" in update_docs.rewrite(text, {})
+
+
+def test_make_eval_runs_replace_the_notebooks_stand_ins(tmp_path, monkeypatch):
+    (tmp_path / "eval" / "rag").mkdir(parents=True)
+    (tmp_path / "eval" / "rag" / "metrics.json").write_text(json.dumps({"split": "test", "cases": 41}))
+    monkeypatch.setattr(update_docs, "BUILD", tmp_path)
+    previous = {"evaluation": {"rag (notebook 05)": {"split": "test", "cases": 41}}}
+    assert list(update_docs.collect(previous)["evaluation"]) == ["rag"]

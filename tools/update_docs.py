@@ -2,7 +2,8 @@
 
     python tools/update_docs.py        (after `make workshop`, `make eval`, `make redteam` and `make bench`)
 
-Reads build/summary.json (make workshop), build/eval/<variant>/metrics.json (make eval), build/redteam/summary.json
+Reads build/summary.json (make workshop), build/eval/<variant>/metrics.json and
+build/eval/citation-style/comparison.json (make eval), build/redteam/summary.json
 (make redteam), build/bench/figures.json (make bench) and build/finetune/run.json (make finetune), keeps
 them in docs/measured.json (committed, read by notebook 00's workshop map), and rewrites the blocks
 between `<!-- measured:NAME -->` and `<!-- /measured:NAME -->` in README.md and INSTRUCTORS.md.
@@ -38,10 +39,13 @@ def collect(previous: dict) -> dict:
     if not evaluations and "evaluation" not in measured:  # no `make eval` yet: notebook 05's runs, named as such
         evaluations = {f"{p.parent.name} (notebook 05)": _read(p)
                        for p in sorted((BUILD / "eval" / "notebook").glob("*/metrics.json")) if "split" in _read(p)}
+    elif evaluations:  # `make eval` ran: its runs replace the notebook's stand-ins
+        measured["evaluation"] = {k: v for k, v in measured.get("evaluation", {}).items() if "(notebook 05)" not in k}
     if evaluations:
         measured["evaluation"] = {**measured.get("evaluation", {}), **evaluations}
     for name, path in (("redteam", BUILD / "redteam" / "summary.json"), ("bench", BUILD / "bench" / "figures.json"),
-                       ("finetune", BUILD / "finetune" / "run.json")):
+                       ("finetune", BUILD / "finetune" / "run.json"),
+                       ("citation_style", BUILD / "eval" / "citation-style" / "comparison.json")):
         found = _read(path)
         if found:
             measured[name] = found
@@ -101,6 +105,23 @@ def evaluation_table(measured: dict) -> str:
     return "\n".join(lines)
 
 
+def citation_style_table(measured: dict) -> str:
+    run = measured.get("citation_style")
+    if not run:
+        return "_Run `make eval` first (it compares the citation styles on the dev split)._"
+    lines = [f"| {run['split']} split, {run['cases']} questions | inline | json | json - inline [95% interval] |",
+             "|---|---|---|---|"]
+    for metric, row in run["comparison"].items():
+        if row.get("json - inline") is None:
+            continue
+        lines.append(f"| {metric} (n={row['cases']}) | {row['inline']:.3f} | {row['json']:.3f} | "
+                     f"{row['json - inline']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}] |")
+    latency = run.get("latency_p50_s", {})
+    if latency:
+        lines.append("| median seconds per answer | " + " | ".join(f"{latency[s]:.2f}" for s in ("inline", "json")) + " | |")
+    return "\n".join(lines) + f"\n\nKept: **{run['chosen']}** ({run['reason']})."
+
+
 def redteam_table(measured: dict) -> str:
     summary = measured.get("redteam")
     if not summary:
@@ -133,7 +154,7 @@ def bench_table(measured: dict) -> str:
 
 
 BLOCKS = {"notebook-times": notebook_table, "figures": figures_table, "evaluation": evaluation_table,
-          "redteam": redteam_table, "bench": bench_table}
+          "citation-style": citation_style_table, "redteam": redteam_table, "bench": bench_table}
 
 
 def rewrite(text: str, measured: dict) -> str:

@@ -8,17 +8,14 @@ from pathlib import Path
 import yaml
 
 import exercises
-from contoso_chat.evaluation import gate
+from contoso_chat.evaluation import citation_style, gate
 from contoso_chat.evaluation import run as evaluation
 
 
 def exercise_1() -> bool:
-    """The JSON citation style against the inline one, on a few dev cases."""
-    folder = Path(tempfile.mkdtemp())
-    _, inline = evaluation.evaluate_variant("rag", split="dev", limit=6, engine="direct", out_dir=folder / "rag")
-    _, json_style = evaluation.evaluate_variant("json-citations", split="dev", limit=6, engine="direct",
-                                                out_dir=folder / "json")
-    return exercises.check("05-1", inline, json_style)
+    """The citation-style comparison of notebook 03, repeated on a few test questions."""
+    _, styles, choice = citation_style.run(split="test", limit=8, out_dir=Path(tempfile.mkdtemp()))
+    return exercises.check("05-1", styles, choice)
 
 
 def exercise_2() -> bool:
