@@ -206,10 +206,11 @@ def test_the_gate_command_exits_with_the_verdict(tmp_path):
                  "decline.refusal_correct": 1.0, "citation.citation_precision": 1.0} for i in range(30)]
         (folder / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         (folder / "metrics.json").write_text(json.dumps({"model": "no-baseline-model", "variant": name,
-                                                         "failed_runs": 0}))
+                                                         "failed_runs": 0, "latency_p95_s": 1.7069999999999999}))
     good, bad = run("contoso_chat.evaluation.gate", str(tmp_path / "good")), run("contoso_chat.evaluation.gate",
                                                                                  str(tmp_path / "bad"))
     assert good.returncode == 0, good.stdout
+    assert "latency_p95_s              1.707  (reported, not gated)" in good.stdout, good.stdout
     assert bad.returncode == 1 and "FAIL  keyfact_accuracy" in bad.stdout and "FAILED on keyfact_accuracy" in bad.stdout
 
 

@@ -127,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'PASS' if not failed_runs else 'FAIL'}  {'failed_runs':<24} {failed_runs:>7}  (needs 0)")
     for name in thresholds.get("report_only", []):
         if summary.get(name) is not None:
-            print(f"info  {name:<24} {summary[name]:>7}  (reported, not gated)")
+            value = summary[name]
+            print(f"info  {name:<24} {value:>7.3f}  (reported, not gated)" if isinstance(value, float) else
+                  f"info  {name:<24} {value:>7}  (reported, not gated)")
     failed = [v.metric for v in verdicts if not v.passed] + (["failed_runs"] if failed_runs else [])
     label = summary.get("variant", args.run.name)
     if failed:
