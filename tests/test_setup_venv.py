@@ -252,10 +252,10 @@ def test_a_background_job_reports_the_cpu_it_used(tmp_path: Path) -> None:
 
 
 def test_the_compile_keeps_cmake_args_already_set_and_adds_its_own() -> None:
-    env = setup_venv.compile_environment({"CMAKE_ARGS": "-DGGML_NATIVE=OFF", "PATH": "/usr/bin"})
-    assert env["CMAKE_ARGS"] == "-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF"
+    env = setup_venv.compile_environment({"CMAKE_ARGS": "-DGGML_AVX512=OFF", "PATH": "/usr/bin"})
+    assert env["CMAKE_ARGS"] == "-DGGML_AVX512=OFF -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF"
     assert env["PATH"] == "/usr/bin"
-    assert setup_venv.compile_environment({})["CMAKE_ARGS"] == "-DLLAVA_BUILD=OFF"
+    assert setup_venv.compile_environment({})["CMAKE_ARGS"] == "-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF"
 
 
 def test_a_module_that_does_not_import_fails_the_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

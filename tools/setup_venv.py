@@ -38,8 +38,10 @@ HEARTBEAT_SECONDS = 30
 TICK_SECONDS = 0.5
 TOTAL_STEPS = 8
 # llama-cpp-python's own switch: no multimodal (llava/mtmd) library, which the workshop never loads;
-# that is 53 of the compile's 193 steps, about 15% of its work.
-LLAMA_CMAKE_ARGS = "-DLLAVA_BUILD=OFF"
+# that is 53 of the compile's 193 steps, about 15% of its work. And a portable build (AVX2 and FMA, llama.cpp's
+# default when GGML_NATIVE is off) instead of one for every instruction this CPU reports: on a 2-core machine
+# whose CPU reports AMX, the native build's server crashed with a general protection fault on its first answer.
+LLAMA_CMAKE_ARGS = "-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF"
 # The modules the notebooks and tests lean on, in two halves imported side by side. Importing them checks
 # the environment and, since uv installs without bytecode, writes the .pyc files that make every later
 # import about twice as fast.
