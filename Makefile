@@ -12,7 +12,8 @@ help:
 	@echo "make test      unit tests plus every notebook under nbval (what CI runs)"
 	@echo "make eval      evaluate the app on the test split with LLM judges, then run the quality gate"
 	@echo "               (VARIANT=prompt-v1 SPLIT=dev ... for another variant or split); for the shipped app it"
-	@echo "               also answers the dev split with inline and JSON citations and compares them"
+	@echo "               also answers the audit set and the templated set (key facts by phrasing, audit minus"
+	@echo "               test) and 84 dev questions with inline and JSON citations, and compares them"
 	@echo "make redteam   red-team the app (attacks, poisoned pages), raw model vs guards, and counterfactual fairness"
 	@echo "make finetune  fine-tune the local model with the full recipe (LoRA on the CPU, up to 25 minutes)"
 	@echo "make deploy    create the Azure ML endpoint (needs SERVING_BACKEND=azure and PROVISION_AZURE=true)"
@@ -38,7 +39,10 @@ eval: setup
 	$(WITH_SERVERS) $(PY) -m contoso_chat.evaluation --variant $(VARIANT) --split $(SPLIT) --judge 100
 	$(PY) -m contoso_chat.evaluation.gate build/eval/$(VARIANT)
 ifeq ($(VARIANT),rag)
-	$(WITH_SERVERS) $(PY) -m contoso_chat.evaluation.citation_style --split dev
+	$(WITH_SERVERS) $(PY) -m contoso_chat.evaluation --variant rag --split audit --engine direct --out build/eval/rag-audit
+	$(WITH_SERVERS) $(PY) -m contoso_chat.evaluation --variant rag --set templated --engine direct --out build/eval/rag-templated
+	$(PY) -m contoso_chat.evaluation.robustness build/eval/rag build/eval/rag-audit build/eval/rag-templated
+	$(WITH_SERVERS) $(PY) -m contoso_chat.evaluation.citation_style --split dev --limit 84
 endif
 
 redteam: setup

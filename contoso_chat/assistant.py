@@ -48,12 +48,14 @@ STORE_TOPIC = re.compile(  # questions about how the store works are in scope ev
     r"warranties|membership|member|points|tier|tracking)\b",
     re.IGNORECASE,
 )
-CITATION_MARK = re.compile(r"\[\s*([a-z]+-[a-z0-9-]+)\s*\]", re.IGNORECASE)
+CITATION_MARK = re.compile(r"\[\s*((?:product|policy)-[a-z0-9]+)\s*\]", re.IGNORECASE)  # "[XS-XXL]" is not a source id
 DECLINE_SIGNALS = ("i don't know", "i do not know", "i dont know")  # the prompt's one-line way to decline
 CitationStyle = Literal["inline", "json"]
 ACCOUNT_QUESTION = re.compile(  # questions about the customer's own account skip the off-topic decline
-    r"\bmy\s+(\w+\s+)?(orders?|account|tier|membership|points|address|purchases?)\b"
-    r"|\b(did|have)\s+i\s+(order|buy|purchase|pay)|\bi\s+(ordered|bought|purchased|paid)\b",
+    r"\bmy\s+(?:[\w-]+\s+){0,4}(?:orders?|account|tier|membership|points|address|purchases?)\b"
+    r"|\border\s+(?:number|id|total|date|history)\b|\b(?:cost|charged)\s+me\b"
+    r"|\b(?:did|have)\s+i\s+(?:order|buy|purchase|pay|get)|\bi\s+(?:ordered|bought|purchased|paid)\b"
+    r"|\b(?:the|those|that|these)\s+(?:[\w-]+\s+){0,4}i\s+(?:got|ordered|bought|purchased)\b",
     re.IGNORECASE,
 )
 
@@ -120,9 +122,11 @@ def order_lines(customer: Customer) -> list[dict]:
 
 
 def is_decline(text: str) -> bool:
-    """True when the model's whole answer is the decline signal (an answer that goes on to state facts is not)."""
-    bare = CITATION_MARK.sub("", text).strip().strip("\"'").rstrip(".!").strip().lower().replace("\u2019", "'")
-    return bare in DECLINE_SIGNALS
+    """True when the model's whole answer is the decline signal, maybe in bold or after an apology ("I'm sorry, I
+    don't know."); an answer that goes on to state facts is not."""
+    bare = re.sub(r"[*_`]+", "", CITATION_MARK.sub("", text)).lower().replace("\u2019", "'")
+    bare = re.sub(r"^\W*(?:(?:i'm|i am)\s+)?(?:sorry|unfortunately)\b\W*", "", bare.strip())
+    return bare.strip().strip("\"'").rstrip(".!").strip() in DECLINE_SIGNALS
 
 
 def read_model_reply(text: str, shown_sources: Sequence[str], style: CitationStyle) -> ModelReply:
@@ -265,8 +269,8 @@ class ContosoChat:
             span.set_attribute("llm.model", self.chat.model)
             span.set_attribute("llm.usage.prompt_tokens", getattr(usage, "prompt_tokens", 0) or 0)
             span.set_attribute("llm.usage.completion_tokens", getattr(usage, "completion_tokens", 0) or 0)
-        reply = read_model_reply(completion.choices[0].message.content or "", [f.source_id for f in facts],
-                                 self.citation_style)
+        turn["model_reply"] = completion.choices[0].message.content or ""
+        reply = read_model_reply(turn["model_reply"], [f.source_id for f in facts], self.citation_style)
         if reply.declined:
             return self._response(turn, DECLINE_ANSWER, [], usage, declined="model",
                                   invalid_citations=reply.invalid_citations)
@@ -321,6 +325,7 @@ class ContosoChat:
             "retrieved": turn["retrieved"],
             "invalid_citations": invalid_citations,
             "shown": turn["shown"],
+            "model_reply": turn.get("model_reply", ""),  # the reply as the model wrote it, citation marks included
         })
 
 

@@ -79,10 +79,21 @@ class Turn(Record):
 
 
 Split = Literal["dev", "test"]
+CaseSplit = Literal["dev", "test", "audit"]
+Phrasing = Literal["catalog", "customer", "situation", "templated"]
+Topic = Literal["spec", "sizing", "care", "setup", "troubleshooting", "included", "compatibility", "safety",
+                "order", "policy", "not-sold", "off-topic"]
+Category = Literal["product-fact", "comparison", "multi-part", "order-history", "policy", "multi-turn", "out-of-scope"]
 
 
 class QACase(Record):
-    """One evaluation question. A key fact may list equivalent forms separated by ' | ' (e.g. both unit systems)."""
+    """One evaluation question. A key fact may list equivalent forms separated by ' | ' (e.g. both unit systems).
+
+    `family` groups the cases that ask the same need in different words (a paraphrase family: the catalog's
+    words, the customer's own words, a situation the customer describes); `phrasing` says which one this is
+    ("templated" for the first, template-written set kept for comparison); `topic` says what the need is about.
+    In a comparison, key fact i belongs to the product of expected source i.
+    """
 
     id: str
     customer_id: str
@@ -91,8 +102,11 @@ class QACase(Record):
     reference_answer: str
     key_facts: list[str]
     expected_sources: list[str]
-    category: Literal["product-fact", "comparison", "order-history", "policy", "multi-turn", "out-of-scope"]
-    split: Split
+    category: Category
+    split: CaseSplit
+    family: str = Field(min_length=3)
+    phrasing: Phrasing
+    topic: Topic
 
     @property
     def products(self) -> set[int]:
@@ -210,9 +224,17 @@ def customers(root: Path | None = None) -> tuple[Customer, ...]:
     return tuple(loaded)
 
 
-def qa_cases(root: Path | None = None, split: Split | None = None) -> list[QACase]:
-    """The evaluation set, `data/eval/qa.jsonl`: every case, or one split ("dev" to tune on, "test" to report)."""
-    cases = read_jsonl((root or data_dir()) / "eval" / "qa.jsonl", QACase)
+EVAL_FILES = {"customers": "qa.jsonl", "templated": "qa_templated.jsonl", "audit": "audit.jsonl"}
+EvalSet = Literal["customers", "templated", "audit"]
+
+
+def qa_cases(root: Path | None = None, split: CaseSplit | None = None, collection: EvalSet = "customers") -> list[QACase]:
+    """Evaluation questions: `data/eval/qa.jsonl` (in customers' words; "dev" to tune on, "test" to report),
+    `qa_templated.jsonl` (the first, template-written set, kept as one more phrasing) or `audit.jsonl` (fresh
+    questions written after tuning, never used to tune). The audit set is read only when asked for by name."""
+    if split == "audit":
+        collection = "audit"
+    cases = read_jsonl((root or data_dir()) / "eval" / EVAL_FILES[collection], QACase)
     return [c for c in cases if split is None or c.split == split]
 
 

@@ -173,6 +173,45 @@ def _fool_substring(fact: str, answer: str) -> tuple[bool, str]:
                     if fooled else f"substring test: {substring}, whole-number match: {whole}")
 
 
+@exercise("05-4")
+def _own_audit_questions(cases: Sequence[Mapping], replies: Sequence[Mapping]) -> tuple[bool, str]:
+    from contoso_chat import records
+    from contoso_chat.evaluation import metrics
+
+    if len(cases) < 5:
+        return False, f"{len(cases)} questions: write at least five"
+    if len(replies) != len(cases) or not all(isinstance(r, Mapping) and "usage" in r for r in replies):
+        return False, "pass one reply of the app per question, in order (what `assistant(...)` returned)"
+    known = {c.question.strip().lower() for s in ("customers", "templated", "audit") for c in records.qa_cases(collection=s)}
+    test_products = set().union(*(c.products for c in records.qa_cases(split="test")))
+    problems, scores = [], []
+    for number, (case, reply) in enumerate(zip(cases, replies), start=1):
+        question, facts, sources = case.get("question", ""), list(case.get("key_facts", [])), case.get("expected_sources", [])
+        texts = []
+        for source in sources:
+            if source.startswith("product-") and source.removeprefix("product-").isdigit() and \
+                    int(source.removeprefix("product-")) in test_products:
+                path = records.manual_paths()[int(source.removeprefix("product-"))]
+                texts.append(path.read_text(encoding="utf-8"))
+            elif source in records.policy_paths():
+                texts.append(records.policy_paths()[source].read_text(encoding="utf-8"))
+        if question.strip().lower() in known:
+            problems.append(f"question {number} is already in the evaluation set: write your own")
+        elif not facts or len(texts) != len(sources) or not sources:
+            problems.append(f"question {number} needs key facts and sources that are test products or policies")
+        elif not all(metrics.fact_found(fact, "\n".join(texts)) for fact in facts):
+            problems.append(f"question {number}: a key fact is not in its sources; copy it from the manual")
+        elif reply.get("usage", {}).get("retrieved") is None or reply.get("answer") is None:
+            problems.append(f"reply {number} is not the app's reply")
+        else:
+            scores.append(metrics.keyfact_score(reply["answer"], facts))
+    if problems:
+        return False, problems[0]
+    mean = sum(scores) / len(scores)
+    return True, (f"your {len(scores)} questions score {mean:.2f} in key facts; compare it with the test split's "
+                  "figure above, and with the audit set's")
+
+
 @exercise("06-1")
 def _bad_requests(statuses: Sequence[int]) -> tuple[bool, str]:
     if not statuses:

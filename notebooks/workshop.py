@@ -143,7 +143,8 @@ NOTEBOOKS = {  # notebook: (what you do, reading time in minutes: the instructor
     "02_prompt_engineering": ("chat completions, prompt techniques, prompty, tokens and cost, a prompt experiment", 20),
     "03_rag": ("chunking, embeddings, hybrid search, grounded answers with citations, customer data", 25),
     "04_fine_tuning": ("LoRA on the CPU, export to GGUF, base vs fine-tuned with and without RAG, freshness", 25),
-    "05_evaluation": ("dev and test splits, metrics that can fail, intervals, judges checked, a gate", 25),
+    "05_evaluation": ("questions in customers' words, dev and test splits, metrics that can fail, figures by "
+                      "phrasing, judges checked, a gate, an audit of fresh questions", 30),
     "06_deployment": ("a hardened HTTP service, a chat page, containers, an Azure ML endpoint, a load test", 25),
     "07_operations": ("tracing, cost, red team with an independent scorer, content safety, fairness, CI/CD", 30),
 }
@@ -207,16 +208,21 @@ def read_answer(answer: str, shown: Sequence[str] | str = (), key_facts: Sequenc
     shown = [shown] if isinstance(shown, str) else list(shown)
     parts = []
     if key_facts:
-        found = [f.split(" | ")[0] for f in key_facts if metrics.fact_found(f, answer)]
-        missed = [f.split(" | ")[0] for f in key_facts if not metrics.fact_found(f, answer)]
+        stated = {fact: metrics.fact_stated(fact, answer) for fact in key_facts}
+        found = [f.split(" | ")[0] for f, yes in stated.items() if yes]
+        missed = [f.split(" | ")[0] for f, yes in stated.items() if not yes]
         if found:
             parts.append(f"states {', '.join(found)}")
         if missed:
             parts.append(f"misses {', '.join(missed)}")
+        extra = metrics.extra_figures(answer, key_facts)
+        if len(extra) > metrics.MAX_EXTRA_FIGURES:
+            parts.append(f"lists {len(extra)} figures nobody asked for, so no key fact counts")
     invented = metrics.unsupported_claims(answer, shown) if shown else []
     if invented:
         parts.append(f"{', '.join(invented)} {'is' if len(invented) == 1 else 'are'} in none of the facts shown")
-    verdict = "wrong" if invented or (key_facts and len(parts) and "misses" in " ".join(parts)) else "right"
+    verdict = "wrong" if invented or (key_facts and len(parts) and ("misses" in " ".join(parts) or "nobody asked" in
+                                                                     " ".join(parts))) else "right"
     return f"{verdict}: " + ("; ".join(parts) if parts else "no figure to check")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from contoso_chat import prompts, records
-from contoso_chat.evaluation.metrics import fact_found
+from contoso_chat.evaluation.metrics import fact_found, keyfact_score, unsupported_claims
 from contoso_chat.paths import data_dir
 
 MANUAL_SECTIONS = [
@@ -18,7 +18,9 @@ MANUAL_SECTIONS = [
     "Cautions", "Warranty", "Returns", "FAQ", "Customer reviews",
 ]
 POLICIES = {"shipping", "returns", "warranty", "membership", "privacy"}
-QA_CATEGORIES = {"product-fact", "comparison", "order-history", "policy", "multi-turn", "out-of-scope"}
+QA_CATEGORIES = {"product-fact", "comparison", "multi-part", "order-history", "policy", "multi-turn", "out-of-scope"}
+TEMPLATED_CATEGORIES = QA_CATEGORIES - {"multi-part"}
+COLLECTIONS = ("customers", "templated", "audit")
 ADVERSARIAL = {
     "prompt-injection", "system-prompt-extraction", "cross-customer", "history-injection",
     "harmful-off-topic", "action-request",
@@ -84,72 +86,149 @@ def test_each_customer_detail_is_unique_to_that_customer():
             assert not others, f"{customer.id}: '{detail}' also appears in {others}"
 
 
-def test_qa_set_is_complete_and_points_at_real_sources():
-    cases = records.qa_cases()
-    assert len(cases) >= 40
-    assert len({c.id for c in cases}) == len(cases), "qa ids must be unique"
-    counts = Counter(c.category for c in cases)
-    assert set(counts) == QA_CATEGORIES
-    assert min(counts.values()) >= 5, counts
+def _all_cases() -> list[records.QACase]:
+    return [c for collection in COLLECTIONS for c in records.qa_cases(collection=collection)]
+
+
+def test_qa_sets_are_complete_and_point_at_real_sources():
+    cases = _all_cases()
+    assert len({c.id for c in cases}) == len(cases), "qa ids must be unique across the three sets"
     known_sources = records.source_ids()
     known_customers = {c.id for c in records.customers()}
     for case in cases:
-        assert case.customer_id in known_customers, f"qa.jsonl {case.id}: unknown customer {case.customer_id}"
+        assert case.customer_id in known_customers, f"{case.id}: unknown customer {case.customer_id}"
         unknown = set(case.expected_sources) - known_sources
-        assert not unknown, f"qa.jsonl {case.id}: expected_sources {sorted(unknown)} do not exist"
-        if case.category == "multi-turn":
-            assert case.chat_history, f"qa.jsonl {case.id}: multi-turn case without chat_history"
+        assert not unknown, f"{case.id}: expected_sources {sorted(unknown)} do not exist"
+        assert bool(case.chat_history) == (case.category == "multi-turn"), f"{case.id}: chat_history iff multi-turn"
         if case.category == "out-of-scope":
-            assert not case.key_facts and not case.expected_sources
+            assert not case.key_facts and not case.expected_sources, case.id
         else:
-            assert case.key_facts, f"qa.jsonl {case.id}: answerable case without key_facts"
+            assert case.key_facts, f"{case.id}: answerable case without key_facts"
+    templated = records.qa_cases(collection="templated")
+    assert {c.phrasing for c in templated} == {"templated"} and set(Counter(c.category for c in templated)) == \
+        TEMPLATED_CATEGORIES
 
 
-def test_key_facts_appear_in_their_sources():
-    manuals = records.manual_paths()
-    policies = records.policy_paths()
+def _source_text(case: records.QACase) -> list[str]:
+    manuals, policies = records.manual_paths(), records.policy_paths()
+    texts = []
+    for source in case.expected_sources:
+        if source.startswith("product-"):
+            product = records.product_by_id(int(source.split("-")[1]))
+            texts.append(manuals[product.id].read_text(encoding="utf-8") + "\n" + product.model_dump_json())
+        else:
+            texts.append(policies[source].read_text(encoding="utf-8"))
+    return texts
+
+
+def _order_text(customer: records.Customer) -> str:
+    return "\n".join([customer.model_dump_json()] + [
+        f"{o.date}: {o.quantity} x {records.product_by_id(o.product_id).name}, total ${o.total:.2f}"
+        for o in customer.orders])
+
+
+def test_key_facts_appear_in_their_sources_and_reference_answers_state_them():
     customers = {c.id: c for c in records.customers()}
-    for case in records.qa_cases():
-        texts = []
-        for source in case.expected_sources:
-            if source.startswith("product-"):
-                product = records.product_by_id(int(source.split("-")[1]))
-                texts += [manuals[product.id].read_text(encoding="utf-8"), product.model_dump_json()]
-            else:
-                texts.append(policies[source].read_text(encoding="utf-8"))
+    for case in _all_cases():
+        texts = _source_text(case)
         if case.category == "order-history":
-            customer = customers[case.customer_id]
-            texts.append(customer.model_dump_json())
-            texts += [f"{o.date}: {o.quantity} x {records.product_by_id(o.product_id).name}, total ${o.total:.2f}"
-                      for o in customer.orders]
+            texts.append(_order_text(customers[case.customer_id]))
         corpus = "\n".join(texts)
         for fact in case.key_facts:
-            assert fact_found(fact, corpus), f"qa.jsonl {case.id}: key fact {fact!r} not found in {case.expected_sources}"
+            assert fact_found(fact, corpus), f"{case.id}: key fact {fact!r} not found in {case.expected_sources}"
+        if case.category == "comparison":
+            assert len(case.key_facts) == len(texts), f"{case.id}: one key fact per compared product"
+            for fact, text in zip(case.key_facts, texts):
+                assert fact_found(fact, text), f"{case.id}: key fact {fact!r} is not in its own product's source"
+        if case.key_facts:
+            products = [records.product_by_id(p).name for p in sorted(case.products)] if case.category == \
+                "comparison" else None
+            ordered = [records.product_by_id(int(s.split("-")[1])).name for s in case.expected_sources] if products \
+                else None
+            assert keyfact_score(case.reference_answer, case.key_facts, ordered) == 1.0, \
+                f"{case.id}: the reference answer does not state every key fact"
+            assert not unsupported_claims(case.reference_answer, [corpus, case.question]), \
+                f"{case.id}: the reference answer states a figure found in no source"
 
 
 def test_no_key_fact_is_given_away_by_the_prompt_itself():
     """A key fact the prompt always shows (the rules, the customer's name and tier) would score without an answer."""
     prompty = prompts.load()
-    for case in records.qa_cases():
-        customer = records.customers()[[c.id for c in records.customers()].index(case.customer_id)]
+    customers = {c.id: c for c in records.customers()}
+    for case in _all_cases():
+        customer = customers[case.customer_id]
         fixed = prompts.render(prompty, question="", history=[], documentation=[],
                                customer={"first_name": customer.first_name, "membership": customer.membership,
                                          "orders": []})
         text = "\n".join(m["content"] for m in fixed)
         for fact in case.key_facts:
-            assert not fact_found(fact, text), f"qa.jsonl {case.id}: key fact {fact!r} is in every prompt"
+            assert not fact_found(fact, text), f"{case.id}: key fact {fact!r} is in every prompt"
 
 
-def test_the_dev_and_test_splits_share_no_product_and_each_covers_every_category():
+def test_the_customers_set_is_large_split_by_product_and_covers_every_category():
     dev, test = records.qa_cases(split="dev"), records.qa_cases(split="test")
-    assert len(dev) + len(test) == len(records.qa_cases())
+    assert len(dev) + len(test) == len(records.qa_cases()), "the customers' set has dev and test cases only"
+    assert len(test) >= 200, "about 200 test cases keep a key-fact interval near +-0.07"
+    assert len(dev) >= 150
     dev_products = set().union(*(c.products for c in dev))
     test_products = set().union(*(c.products for c in test))
     assert not dev_products & test_products, f"products on both sides: {sorted(dev_products & test_products)}"
+    assert dev_products | test_products == {p.id for p in records.products()}, "every product is asked about"
     for side in (dev, test):
         counts = Counter(c.category for c in side)
-        assert set(counts) == QA_CATEGORIES and min(counts.values()) >= 4, counts
-        assert len(side) >= 30
+        assert set(counts) == QA_CATEGORIES and min(counts.values()) >= 6, counts
+    customers = {c.id: c for c in records.customers()}
+    for case in dev + test:  # order questions ask about products of their own side too
+        if case.category == "order-history":
+            side = test_products if case.split == "test" else dev_products
+            owned = {o.product_id for o in customers[case.customer_id].orders}
+            assert owned & side, f"{case.id}: the customer owns no product of the {case.split} split"
+
+
+def test_paraphrase_families_ask_one_need_three_ways():
+    for collection in ("customers", "audit"):
+        families: dict[str, list[records.QACase]] = {}
+        for case in records.qa_cases(collection=collection):
+            families.setdefault(case.family, []).append(case)
+        for family, members in families.items():
+            assert len(members) in (1, 3), f"family {family}: {len(members)} cases (1 or 3)"
+            first = members[0]
+            for other in members[1:]:
+                for field in ("key_facts", "expected_sources", "category", "topic", "split"):
+                    assert getattr(other, field) == getattr(first, field), f"family {family}: {field} differs"
+            if len(members) == 3:
+                assert sorted(c.phrasing for c in members) == ["catalog", "customer", "situation"], family
+                assert len({c.question.lower() for c in members}) == 3, f"family {family}: a question repeats"
+
+
+def test_every_product_is_asked_about_in_customers_words_beyond_its_spec_table():
+    cases = records.qa_cases()
+    for product in records.products():
+        about = [c for c in cases if c.products == {product.id} and c.category == "product-fact"]
+        families = {c.family for c in about}
+        topics = {c.topic for c in about}
+        assert len(families) >= 3, f"product {product.id}: {len(families)} paraphrase families"
+        assert "care" in topics and topics & {"setup", "troubleshooting", "included"}, (product.id, topics)
+    phrasings = Counter(c.phrasing for c in cases)
+    assert phrasings["customer"] >= 100 and phrasings["situation"] >= 100, phrasings
+
+
+def test_order_questions_in_customers_words_describe_the_product_instead_of_naming_it():
+    names = [p.name.lower() for p in records.products()]
+    described = [c for c in records.qa_cases() if c.category == "order-history" and c.phrasing == "customer"]
+    assert len(described) >= 8
+    for case in described:
+        assert not any(name in case.question.lower() for name in names), f"{case.id} names the product"
+
+
+def test_the_audit_set_is_small_fresh_and_about_test_products():
+    audit = records.qa_cases(split="audit")
+    assert 24 <= len(audit) <= 80, len(audit)
+    assert {c.split for c in audit} == {"audit"}
+    assert "audit" not in {c.split for c in records.qa_cases()}, "the audit set is read only when asked for"
+    test_products = set().union(*(c.products for c in records.qa_cases(split="test")))
+    assert set().union(*(c.products for c in audit)) <= test_products, "audit questions are about test products"
+    assert not {c.question.lower() for c in audit} & {c.question.lower() for c in _all_cases() if c.split != "audit"}
 
 
 def test_redteam_set_covers_every_attack_and_benign_look_alikes():

@@ -52,6 +52,11 @@ def _table(rows):
     return pd.DataFrame(rows)
 
 
+OWN_QUESTIONS = [{"question": f"my own question number {n} about the summit dome's weight?", "key_facts": ["2.1 kg"],
+                  "expected_sources": ["product-1"]} for n in range(5)]
+REPLIES = [{"answer": "It weighs 2.1 kg.", "citations": [], "usage": {"retrieved": ["product-1"]}}] * 5
+
+
 @pytest.mark.parametrize("name, bad_input", [
     ("00-1", ("  ",)),
     ("00-2", (_table([{"model": "gpt-4o", "per_conversation_usd": 0.0, "per_month_usd": 0.0}]), 4000)),
@@ -70,6 +75,13 @@ def _table(rows):
                      ).set_index("metric"), SimpleNamespace(style="json"))),
     ("05-2", (2,)),
     ("05-3", ("74 g", "It weighs 74 g.")),
+    ("05-4", (OWN_QUESTIONS[:4], REPLIES[:4])),  # four questions
+    ("05-4", (OWN_QUESTIONS, REPLIES[:4])),  # a reply missing
+    ("05-4", ([{**OWN_QUESTIONS[0], "key_facts": ["3.1 kg"]}] + OWN_QUESTIONS[1:], REPLIES)),  # fact not in source
+    ("05-4", ([{**OWN_QUESTIONS[0], "expected_sources": ["product-2"]}] + OWN_QUESTIONS[1:], REPLIES)),  # a dev product
+    ("05-4", ([{**OWN_QUESTIONS[0], "question": "How much does the Summit Dome 2 Tent weigh when packed?"}]
+              + OWN_QUESTIONS[1:], REPLIES)),  # already in the evaluation set
+    ("05-4", (OWN_QUESTIONS, ["It weighs 2.1 kg."] * 5)),  # not the app's replies
     ("06-1", ([200, 422],)),
     ("06-2", ({"initial_delay": 30}, 40.0)),
     ("07-1", ([],)),
@@ -85,6 +97,7 @@ def test_checks_without_a_model_can_say_yes():
     import exercises
 
     assert exercises.check("05-3", "74 g", "It weighs 174 g.") is True
+    assert exercises.check("05-4", OWN_QUESTIONS, REPLIES) is True
     assert exercises.check("06-1", [401, 413, 422]) is True
     assert exercises.check("06-2", {"initial_delay": 80}, 40.0) is True
     assert exercises.check("04-2", "It weighs 2.1 kg.", "It weighs a lot.", ["2.1 kg"]) is True

@@ -62,3 +62,17 @@ def test_make_eval_runs_replace_the_notebooks_stand_ins(tmp_path, monkeypatch):
     monkeypatch.setattr(update_docs, "BUILD", tmp_path)
     previous = {"evaluation": {"rag (notebook 05)": {"split": "test", "cases": 41}}}
     assert list(update_docs.collect(previous)["evaluation"]) == ["rag"]
+
+
+def test_the_robustness_block_shows_phrasings_and_the_audit_beside_the_test_split():
+    interval = {"mean": 0.3, "low": 0.2, "high": 0.4, "n": 60}
+    measured = {"robustness": {"test_cases": 219, "audit_cases": 36, "keyfact_test": interval,
+                               "keyfact_audit": {**interval, "mean": 0.1, "n": 33},
+                               "audit_minus_test": {"mean": -0.2, "low": -0.3, "high": -0.1, "n": 33},
+                               "keyfact_by_phrasing": {"catalog": interval, "customer": interval},
+                               "paraphrase_consistency": {"mean": 0.05, "low": 0.0, "high": 0.1, "n": 63}}}
+    out = update_docs.rewrite("<!-- measured:robustness -->\n<!-- /measured:robustness -->\n", measured)
+    assert "| test split, catalog phrasing | 0.300 [0.200, 0.400] (n=60) |" in out
+    assert "| audit set, 36 fresh questions | 0.100 [0.200, 0.400] (n=33) |" in out
+    assert "| audit minus test | -0.200 [-0.300, -0.100] (n=33) |" in out
+    assert "make eval" in update_docs.rewrite("<!-- measured:robustness -->\n<!-- /measured:robustness -->\n", {})

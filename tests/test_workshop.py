@@ -193,3 +193,18 @@ def test_show_settings_lists_every_resource_without_secrets(monkeypatch, capsys)
     assert set(table.index) == set(config.BACKEND_CHOICES)
     assert table.loc["chat", "backend"] == "openai"
     assert FAKE_KEY not in capsys.readouterr().out + table.to_string()
+
+
+@pytest.mark.parametrize("answer, verdict, says", [
+    ("The Summit Dome 2 Tent weighs 2.1 kg.", "right", "states 2.1 kg"),
+    ("The Summit Dome 2 Tent weighs 3 kg.", "wrong", "misses 2.1 kg"),
+    ("It is not 2.1 kg.", "wrong", "misses 2.1 kg"),
+    ("It weighs 2.1 kg and costs $199.", "wrong", "$199 is in none of the facts shown"),
+    ("It weighs 2.1 kg, 1 kg, 2 kg, 3 kg, 4 kg or 5 kg.", "wrong", "lists 5 figures nobody asked for"),
+])
+def test_a_reading_says_what_was_checked(answer, verdict, says):
+    import workshop
+
+    reading = workshop.read_answer(answer, ["Summit Dome 2 Tent packed weight: 2.1 kg (4 lb 10 oz)"],
+                                   ["2.1 kg | 4 lb 10 oz"])
+    assert reading.startswith(f"{verdict}:") and says in reading, reading

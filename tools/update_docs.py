@@ -2,8 +2,8 @@
 
     python tools/update_docs.py        (after `make workshop`, `make eval`, `make redteam` and `make bench`)
 
-Reads build/summary.json (make workshop), build/eval/<variant>/metrics.json and
-build/eval/citation-style/comparison.json (make eval), build/redteam/summary.json
+Reads build/summary.json (make workshop), build/eval/<variant>/metrics.json,
+build/eval/robustness.json and build/eval/citation-style/comparison.json (make eval), build/redteam/summary.json
 (make redteam), build/bench/figures.json (make bench) and build/finetune/run.json (make finetune), keeps
 them in docs/measured.json (committed, read by notebook 00's workshop map), and rewrites the blocks
 between `<!-- measured:NAME -->` and `<!-- /measured:NAME -->` in README.md and INSTRUCTORS.md.
@@ -45,7 +45,8 @@ def collect(previous: dict) -> dict:
         measured["evaluation"] = {**measured.get("evaluation", {}), **evaluations}
     for name, path in (("redteam", BUILD / "redteam" / "summary.json"), ("bench", BUILD / "bench" / "figures.json"),
                        ("finetune", BUILD / "finetune" / "run.json"),
-                       ("citation_style", BUILD / "eval" / "citation-style" / "comparison.json")):
+                       ("citation_style", BUILD / "eval" / "citation-style" / "comparison.json"),
+                       ("robustness", BUILD / "eval" / "robustness.json")):
         found = _read(path)
         if found:
             measured[name] = found
@@ -105,6 +106,22 @@ def evaluation_table(measured: dict) -> str:
     return "\n".join(lines)
 
 
+def robustness_table(measured: dict) -> str:
+    run = measured.get("robustness")
+    if not run:
+        return "_Run `make eval` first (it answers the test split, the audit set and the templated set)._"
+    lines = ["| rag, key-fact accuracy | value [95% interval] |", "|---|---|"]
+    for name, value in run["keyfact_by_phrasing"].items():
+        lines.append(f"| test split, {name} phrasing | {_fmt(value)} |")
+    if run.get("paraphrase_consistency"):
+        lines.append(f"| paraphrase consistency (families right in all three phrasings) | "
+                     f"{_fmt(run['paraphrase_consistency'])} |")
+    lines += [f"| test split, all {run['test_cases']} cases | {_fmt(run['keyfact_test'])} |",
+              f"| audit set, {run['audit_cases']} fresh questions | {_fmt(run['keyfact_audit'])} |",
+              f"| audit minus test | {_fmt(run['audit_minus_test'])} |"]
+    return "\n".join(lines)
+
+
 def citation_style_table(measured: dict) -> str:
     run = measured.get("citation_style")
     if not run:
@@ -154,6 +171,7 @@ def bench_table(measured: dict) -> str:
 
 
 BLOCKS = {"notebook-times": notebook_table, "figures": figures_table, "evaluation": evaluation_table,
+          "robustness": robustness_table,
           "citation-style": citation_style_table, "redteam": redteam_table, "bench": bench_table}
 
 

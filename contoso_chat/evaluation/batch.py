@@ -27,13 +27,18 @@ def cases_frame(cases: Sequence[records.QACase]) -> pd.DataFrame:
     return pd.DataFrame([{**c.model_dump(), "chat_history": [t.model_dump() for t in c.chat_history]} for c in cases])
 
 
-def select_cases(split: records.Split | None = "test", limit: int | None = None) -> list[records.QACase]:
-    """The cases of one split (or all), or `limit` of them spread evenly over the categories (same every time)."""
-    cases = records.qa_cases(split=split)
+PHRASING_ORDER = ("customer", "situation", "catalog", "templated")
+
+
+def select_cases(split: records.CaseSplit | None = "test", limit: int | None = None,
+                 collection: records.EvalSet = "customers") -> list[records.QACase]:
+    """The cases of one split (or all) of an evaluation set, or `limit` of them spread evenly over the categories,
+    one need (paraphrase family) at a time and turn about over the phrasings (same every time)."""
+    cases = records.qa_cases(split=split, collection=collection)
     if not limit or limit >= len(cases):
         return cases
     by_category: dict[str, list[records.QACase]] = {}
-    for case in cases:
+    for case in _one_family_at_a_time(cases):
         by_category.setdefault(case.category, []).append(case)
     picked: list[records.QACase] = []
     while len(picked) < limit:
@@ -41,6 +46,30 @@ def select_cases(split: records.Split | None = "test", limit: int | None = None)
             if group and len(picked) < limit:
                 picked.append(group.pop(0))
     return sorted(picked, key=lambda c: c.id)
+
+
+def _one_family_at_a_time(cases: Sequence[records.QACase]) -> list[records.QACase]:
+    """The cases reordered so that the first ones come from different families (the first family of each product,
+    then the second, ...), the n-th family starting with its n-th phrasing (customer, situation, catalog), and the
+    rest of each family after all first picks."""
+    families: dict[str, list[records.QACase]] = {}
+    for case in cases:
+        families.setdefault(case.family, []).append(case)
+    per_product: dict[tuple, int] = {}
+    turn = {}
+    for family, members in families.items():  # the first family of every product, then the second, ...
+        product = tuple(sorted(members[0].products))
+        turn[family] = per_product[product] = per_product.get(product, -1) + 1
+    ordered = sorted(families.values(), key=lambda members: turn[members[0].family])
+    rounds: list[list[records.QACase]] = []
+    for number, members in enumerate(ordered):
+        ranked = sorted(members, key=lambda c: PHRASING_ORDER.index(c.phrasing))
+        shift = number % len(ranked)
+        for position, case in enumerate(ranked[shift:] + ranked[:shift]):
+            if len(rounds) <= position:
+                rounds.append([])
+            rounds[position].append(case)
+    return [case for round_ in rounds for case in round_]
 
 
 def promptflow_batch(variant: str, cases: Sequence[records.QACase], out_dir: Path) -> pd.DataFrame:
@@ -103,6 +132,7 @@ def with_usage_columns(rows: pd.DataFrame) -> pd.DataFrame:
     rows["citations"] = rows["citations"].apply(lambda c: c if isinstance(c, list) else [])
     rows["retrieved"] = usage.apply(lambda u: u.get("retrieved", []))
     rows["shown"] = usage.apply(lambda u: u.get("shown", []))
+    rows["model_reply"] = usage.apply(lambda u: u.get("model_reply", ""))
     rows["declined"] = usage.apply(lambda u: bool(u.get("declined", False)))
     rows["invalid_citations"] = usage.apply(lambda u: int(u.get("invalid_citations", 0) or 0))
     for column in ("latency_s", "prompt_tokens", "completion_tokens"):

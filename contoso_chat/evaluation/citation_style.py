@@ -29,8 +29,7 @@ import pandas as pd
 from contoso_chat import records
 from contoso_chat.backends.environment import prepare_offline_environment
 from contoso_chat.evaluation.batch import direct_batch, select_cases
-from contoso_chat.evaluation.evaluators import CitationEvaluator, DeclineEvaluator, KeyFactEvaluator, \
-    UnsupportedClaimEvaluator
+from contoso_chat.evaluation.evaluators import score_answer
 from contoso_chat.evaluation.intervals import paired_difference, percentile
 from contoso_chat.paths import build_dir
 
@@ -51,21 +50,11 @@ class Choice:
 
 def score(rows: pd.DataFrame) -> pd.DataFrame:
     """Per-case answer metrics of a batch (direct_batch's rows), with the evaluation's own evaluators."""
-    keyfact, unsupported, decline, citation = (KeyFactEvaluator(), UnsupportedClaimEvaluator(), DeclineEvaluator(),
-                                               CitationEvaluator())
-    scored = []
-    for row in rows.to_dict("records"):
-        scored.append({
-            "keyfact": keyfact(response=row["response"], key_facts=row["key_facts"], category=row["category"])["keyfact"],
-            "unsupported": unsupported(response=row["response"], shown=row["shown"])["unsupported"],
-            "refusal_correct": decline(declined=bool(row["declined"]), category=row["category"])["refusal_correct"],
-            "cites": float(bool(row["citations"])),
-            "citation_precision": citation(citations=row["citations"] or [],
-                                           expected_sources=row["expected_sources"])["citation_precision"]
-            if row["citations"] else None,
-        })
-    keep = ["id", "category", "question", "response", "citations", "declined", "invalid_citations", "failed",
+    scored = [{k: v for k, v in score_answer(row).items() if k not in ("declined", "citation_recall")}
+              for row in rows.to_dict("records")]
+    keep = ["id", "family", "category", "question", "response", "citations", "declined", "invalid_citations", "failed",
             "latency_s", "completion_tokens"]
+    keep = [column for column in keep if column in rows]
     return pd.concat([rows[keep].reset_index(drop=True), pd.DataFrame(scored, dtype=float)], axis=1)
 
 
@@ -83,13 +72,15 @@ def answer_both(cases: Sequence[records.QACase], base=None) -> pd.DataFrame:
 def compare(per_case: pd.DataFrame) -> pd.DataFrame:
     """One row per answer metric: each style's mean, and json - inline over the paired cases with a 95% interval."""
     wide = per_case.pivot(index="id", columns="style")
+    families = wide[("family", "inline")] if "family" in per_case else pd.Series(wide.index, index=wide.index)
     rows = []
     for name, (column, _) in METRICS.items():
         inline, json_style = wide[(column, "inline")].astype(float), wide[(column, "json")].astype(float)
         paired = inline.notna() & json_style.notna()
         if not paired.any():
             continue
-        difference = paired_difference(json_style[paired].tolist(), inline[paired].tolist(), level=0.95)
+        difference = paired_difference(json_style[paired].tolist(), inline[paired].tolist(), level=0.95,
+                                       groups=families[paired].tolist())
         rows.append({"metric": name, "inline": round(float(inline[paired].mean()), 3),
                      "json": round(float(json_style[paired].mean()), 3),
                      "json - inline": round(difference.mean, 3), "low": round(difference.low, 3),

@@ -20,12 +20,21 @@ from contoso_chat.evaluation import metrics
 
 
 class KeyFactEvaluator:
-    """Share of the case's key facts the answer states (None for out-of-scope cases)."""
+    """Share of the case's key facts the answer states (None for out-of-scope cases); in a comparison, key fact i
+    must sit beside the product of expected source i, not the other one."""
 
-    def __call__(self, *, response: str, key_facts: list, category: str) -> dict:
+    def __call__(self, *, response: str, key_facts: list, category: str, expected_sources: list | None = None) -> dict:
         if category == "out-of-scope":
             return {"keyfact": None}
-        return {"keyfact": metrics.keyfact_score(response, key_facts)}
+        return {"keyfact": metrics.keyfact_score(response, key_facts, compared_products(key_facts, expected_sources))}
+
+
+def compared_products(key_facts: list, expected_sources: list | None) -> list[str] | None:
+    """The product each key fact belongs to, when the case compares one product per key fact (else None)."""
+    products = [s for s in expected_sources or [] if s.startswith("product-")]
+    if len(products) < 2 or len(products) != len(key_facts):
+        return None
+    return [records.product_by_id(int(s.split("-")[1])).name for s in products]
 
 
 class UnsupportedClaimEvaluator:
@@ -37,19 +46,24 @@ class UnsupportedClaimEvaluator:
 
 
 class DeclineEvaluator:
-    """1 when the app declined exactly the out-of-scope questions (the app's decline signal, not a phrase)."""
+    """1 when the app declined exactly the out-of-scope questions: its decline signal, or an answer that only says
+    it cannot answer; an empty answer is never right."""
 
-    def __call__(self, *, declined: bool, category: str) -> dict:
-        return {"refusal_correct": float(metrics.refusal_correct(declined, category)), "declined": float(declined)}
+    def __call__(self, *, declined: bool, category: str, response: str | None = None) -> dict:
+        return {"refusal_correct": float(metrics.refusal_correct(declined, category, response)),
+                "declined": float(metrics.declined_answer(declined, response))}
 
 
 class CitationEvaluator:
-    """Precision and recall of the sources the model cited, against the expected sources."""
+    """Precision and recall of the sources the model cited, against the expected sources; a citation whose sentence
+    states a figure its source (as shown) does not contain is not a correct one."""
 
-    def __call__(self, *, citations: list, expected_sources: list) -> dict:
+    def __call__(self, *, citations: list, expected_sources: list, model_reply: str | None = None,
+                 shown: list | None = None, question: str = "") -> dict:
         if not expected_sources:
             return {"citation_precision": None, "citation_recall": None}
-        return {"citation_precision": metrics.citation_precision(citations or [], expected_sources),
+        unsupported = metrics.unsupported_citations(model_reply, shown or [], question) if model_reply else set()
+        return {"citation_precision": metrics.citation_precision(citations or [], expected_sources, unsupported),
                 "citation_recall": metrics.citation_recall(citations or [], expected_sources)}
 
 
@@ -74,6 +88,22 @@ class UsageEvaluator:
         cost = prompt_tokens / 1000 * self.input_per_1k + completion_tokens / 1000 * self.output_per_1k
         return {"answer_words": len(response.split()), "latency_s": latency_s, "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens, "cost_usd": cost}
+
+
+def score_answer(row: dict) -> dict:
+    """The answer metrics of one answered case (a batch row: the case's fields plus response, citations, declined,
+    shown and model_reply), with the same evaluators as `evaluate()` uses."""
+    citation = CitationEvaluator()(citations=row.get("citations") or [], expected_sources=row["expected_sources"],
+                                   model_reply=row.get("model_reply"), shown=row.get("shown"),
+                                   question=row.get("question", ""))
+    decline = DeclineEvaluator()(declined=bool(row.get("declined")), category=row["category"], response=row["response"])
+    return {
+        "keyfact": KeyFactEvaluator()(response=row["response"], key_facts=row["key_facts"], category=row["category"],
+                                      expected_sources=row["expected_sources"])["keyfact"],
+        "unsupported": UnsupportedClaimEvaluator()(response=row["response"], shown=row.get("shown"))["unsupported"],
+        "refusal_correct": decline["refusal_correct"], "declined": decline["declined"],
+        "cites": float(bool(row.get("citations"))), **citation,
+    }
 
 
 def price_of(model: str) -> tuple[float, float]:
@@ -107,7 +137,7 @@ def quiet():
 
 
 COLUMNS = ("response", "key_facts", "category", "citations", "expected_sources", "retrieved", "latency_s",
-           "prompt_tokens", "completion_tokens", "shown", "declined")
+           "prompt_tokens", "completion_tokens", "shown", "declined", "model_reply", "question")
 
 
 def run_code_evaluators(rows: pd.DataFrame, out_dir: Path, model: str) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from contoso_chat import records
 from contoso_chat.evaluation import metrics
+from contoso_chat.evaluation.evaluators import compared_products
 
 # First names of the data set's customers, grouped by the gender and origin they are commonly read as.
 # A name is a proxy: the groups test whether the name changes the answer, not anything about people.
@@ -84,7 +85,9 @@ def ask_all(app, cases: Sequence[records.QACase], personas: Sequence[Persona], d
         reply = variant(case.question, case.customer_id, [t.model_dump() for t in case.chat_history])
         rows.append({"case": case.id, "group": persona.group, "first_name": persona.first_name,
                      "membership": persona.membership, "answer": reply["answer"],
-                     "keyfact": metrics.keyfact_score(reply["answer"], case.key_facts) if case.key_facts else None,
+                     "keyfact": metrics.keyfact_score(reply["answer"], case.key_facts,
+                                                      compared_products(case.key_facts, case.expected_sources))
+                     if case.key_facts else None,
                      "declined": float(reply["usage"]["declined"]), "words": len(reply["answer"].split()),
                      "tone": tone(reply["answer"])})
     return pd.DataFrame(rows)

@@ -4,6 +4,8 @@
     python -m contoso_chat.evaluation --variant rag --judge 30            # plus LLM judges on 30 cases
     python -m contoso_chat.evaluation --variant rag --split dev           # the split thresholds are tuned on
     python -m contoso_chat.evaluation --variant rag --save-baseline       # store per-case results for the gate
+    python -m contoso_chat.evaluation --variant rag --split audit         # the audit set: fresh questions, never tuned on
+    python -m contoso_chat.evaluation --variant rag --set templated       # the first, template-written questions
 
 Steps: a batch run of the flex flow over the cases (prompt flow's `pf run`, or in process) ->
 azure-ai-evaluation's `evaluate()` with the project's code evaluators and F1 / ROUGE on every row ->
@@ -27,7 +29,8 @@ from contoso_chat.backends.environment import prepare_offline_environment
 from contoso_chat.backends.settings import Settings, load_settings
 from contoso_chat.evaluation import batch, judges
 from contoso_chat.evaluation.evaluators import run_code_evaluators
-from contoso_chat.evaluation.intervals import bootstrap_interval, percentile
+from contoso_chat.evaluation.intervals import percentile
+from contoso_chat.evaluation.robustness import family_interval, robustness
 from contoso_chat.paths import build_dir
 
 # per-case column -> the figure it averages to (the gate reads these names)
@@ -47,14 +50,15 @@ def _values(series: pd.Series) -> list[float]:
 
 
 def aggregate(table: pd.DataFrame) -> dict:
-    """The headline figures of one evaluated variant, each answer metric with its 95% bootstrap interval."""
+    """The headline figures of one evaluated variant, each answer metric with its 95% bootstrap interval (paraphrase
+    families resampled together: three wordings of one need are not three independent cases)."""
     summary: dict = {"cases": len(table), "failed_runs": int(table["failed"].sum()),
                      "invalid_citations": int(table["invalid_citations"].sum()), "intervals": {}}
     for column, name in {**ANSWER_METRICS, **RETRIEVAL_METRICS}.items():
         values = _values(table[column]) if column in table else []
         summary[name] = round(float(np.mean(values)), 4) if values else None
         if values and column in ANSWER_METRICS:
-            summary["intervals"][name] = bootstrap_interval(values).as_dict()
+            summary["intervals"][name] = family_interval(table, column).as_dict()
     summary.update({
         "f1": _mean(table.get("f1.f1_score")), "rouge_l": _mean(table.get("rouge.rouge")),
         "answer_words_mean": _mean(table["usage.answer_words"]),
@@ -62,6 +66,7 @@ def aggregate(table: pd.DataFrame) -> dict:
         "latency_p95_s": percentile(table["usage.latency_s"].tolist(), 0.95),
         "tokens_per_answer": _mean(table["usage.prompt_tokens"] + table["usage.completion_tokens"]),
         "cost_per_1k_answers_usd": round(1000 * (_mean(table["usage.cost_usd"]) or 0.0), 4),
+        **robustness(table),
     })
     return summary
 
@@ -150,10 +155,10 @@ def judge_reliability(table: pd.DataFrame) -> dict:
     return result
 
 
-def evaluate_variant(variant: str, split: records.Split | None = "test", limit: int | None = None,
+def evaluate_variant(variant: str, split: records.CaseSplit | None = "test", limit: int | None = None,
                      judge_cases: int = 0, judge_names: tuple[str, ...] = judges.JUDGES, engine: str = "promptflow",
                      out_dir: Path | None = None, settings: Settings | None = None,
-                     assistant=None) -> tuple[pd.DataFrame, dict]:
+                     assistant=None, collection: records.EvalSet = "customers") -> tuple[pd.DataFrame, dict]:
     """Batch-run and evaluate one variant; write rows.jsonl and metrics.json; return both.
 
     `engine` is "promptflow" (a `pf run`, as CI does) or "direct" (in this process, faster to start);
@@ -165,7 +170,7 @@ def evaluate_variant(variant: str, split: records.Split | None = "test", limit: 
     settings = settings or load_settings()
     out_dir = out_dir or build_dir() / "eval" / variant
     out_dir.mkdir(parents=True, exist_ok=True)
-    cases = batch.select_cases(split, limit)
+    cases = batch.select_cases(split, limit, collection)
     if engine == "promptflow":
         rows = batch.promptflow_batch(variant, cases, out_dir)
     else:
@@ -178,7 +183,7 @@ def evaluate_variant(variant: str, split: records.Split | None = "test", limit: 
         judged = judge_rows(table, settings, judge_names, judge_cases)
         table = table.merge(judged, on="id", how="left")
         table["judged"] = table["id"].isin(judged["id"])
-    summary = {"variant": variant, "model": model, "split": split or "all", **aggregate(table),
+    summary = {"variant": variant, "model": model, "split": split or "all", "set": collection, **aggregate(table),
                **judge_reliability(table[table["judged"]])}
     table.drop(columns=["usage", "shown"]).to_json(out_dir / "rows.jsonl", orient="records", lines=True,
                                                    force_ascii=False)
@@ -186,9 +191,9 @@ def evaluate_variant(variant: str, split: records.Split | None = "test", limit: 
     return table, summary
 
 
-def baseline_path(model: str) -> Path:
+def baseline_path(model: str, folder: Path | None = None) -> Path:
     """Where the stored per-case results of the shipped app on `model` live (committed with the code)."""
-    return BASELINES / f"{model.replace('/', '_')}.jsonl"
+    return (folder or BASELINES) / f"{model.replace('/', '_')}.jsonl"
 
 
 def save_baseline(table: pd.DataFrame, model: str) -> Path:
@@ -207,7 +212,10 @@ def save_baseline(table: pd.DataFrame, model: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", default="rag", help="rag, no-rag, prompt-v1, ignores-facts or json-citations")
-    parser.add_argument("--split", default="test", choices=["dev", "test", "all"], help="which cases (default test)")
+    parser.add_argument("--split", default="test", choices=["dev", "test", "audit", "all"],
+                        help="which cases (default test; audit: the fresh questions written after tuning)")
+    parser.add_argument("--set", default="customers", choices=["customers", "templated"], dest="collection",
+                        help="customers: questions in customers' words (default); templated: the first, template-written set")
     parser.add_argument("--limit", type=int, default=None, help="evaluate this many cases, spread over categories")
     parser.add_argument("--judge", type=int, default=0, help="run the LLM judges on this many cases")
     parser.add_argument("--engine", default="promptflow", choices=["promptflow", "direct"])
@@ -215,7 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save-baseline", action="store_true", help="store the per-case results as the gate's baseline")
     args = parser.parse_args(argv)
     split = None if args.split == "all" else args.split
-    table, summary = evaluate_variant(args.variant, split, args.limit, args.judge, engine=args.engine, out_dir=args.out)
+    table, summary = evaluate_variant(args.variant, split, args.limit, args.judge, engine=args.engine, out_dir=args.out,
+                                      collection=args.collection)
+    if args.save_baseline and (split == "audit" or args.collection != "customers"):
+        parser.error("--save-baseline stores dev and test cases of the customers' set only (the audit set is never "
+                     "a baseline, so it stays unseen by tuning)")
     if args.save_baseline:
         print(f"baseline stored in {save_baseline(table, summary['model'])}")
     print(json.dumps(summary, indent=2))
