@@ -470,3 +470,14 @@ def test_the_gates_floors_follow_from_the_shipped_apps_dev_figures():
             assert rule["floor"] == pytest.approx(math.floor(interval.low * 20) / 20), metric
         else:
             assert rule["ceiling"] == pytest.approx(math.ceil(interval.high * 20) / 20), metric
+
+
+def test_a_judge_reply_has_room_to_finish_its_json():
+    """A reason of up to maxLength characters, each its own token (digits, punctuation), plus the JSON around it."""
+    import inspect
+
+    reason_chars = judges.SCHEMA["properties"]["reason"]["maxLength"]
+    budget = inspect.signature(judges.judge_answer).parameters["max_tokens"].default
+    longest = '{ "score" : 5, "reason" : "' + "1." * (reason_chars // 2) + '" }'
+    assert budget >= reason_chars + len('{ "score" : 5, "reason" : "" }') // 2, budget
+    assert judges.parse("groundedness", longest).score == 5

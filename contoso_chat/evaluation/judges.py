@@ -73,8 +73,11 @@ def parse(judge: str, text: str) -> Verdict:
         return Verdict(judge, None, text[:300])
 
 
+REPLY_TOKENS = SCHEMA["properties"]["reason"]["maxLength"] + 24  # a reason of one-character tokens still ends
+
+
 def judge_answer(target: ChatTarget, judge: str, question: str, answer: str, facts: str,
-                 max_tokens: int = 64) -> Verdict:
+                 max_tokens: int = REPLY_TOKENS) -> Verdict:
     """Ask the chat model to judge one answer, with the reply constrained to the verdict's JSON schema."""
     reply = target.client.chat.completions.create(
         model=target.model, messages=judge_messages(judge, question, answer, facts), temperature=0, seed=42,

@@ -7,9 +7,6 @@ import workshop
 from contoso_chat import chunking, records
 from contoso_chat.evaluation import metrics
 
-QUESTIONS = [c for c in records.qa_cases(split="dev") if c.category == "product-fact"][:10]  # as in section 6
-
-
 def _facts(case) -> str:
     """The product's name, price and specification rows (metric units only), as the notebook gives them."""
     product = records.product_by_id(next(iter(case.products)))
@@ -18,6 +15,10 @@ def _facts(case) -> str:
             if line.startswith("|")][2:]
     lines = [f"- {name.strip()}: {re.sub(r' [(][^)]*[)]', '', value).strip()}" for name, value in rows]
     return f"{product.name}, ${product.price:.2f}\n" + "\n".join(lines)
+
+
+QUESTIONS = [c for c in records.qa_cases(split="dev") if c.category == "product-fact"  # as in section 6
+             and all(metrics.fact_found(fact, _facts(c)) for fact in c.key_facts)][:12]
 
 
 def _score(build) -> float:
@@ -31,20 +32,14 @@ def _score(build) -> float:
 
 
 def exercise_1() -> bool:
-    """A prompt that copies figures more often than the bare prompt: one rule and two worked examples."""
+    """A prompt that states its figures more often than the bare prompt: one rule, after the question, that points
+    the model back at the list (a rule in a system message, or worked examples, did worse on these questions)."""
     def bare(info, question):
         return [{"role": "user", "content": f"{info}\n\n{question}"}]
 
     def mine(info, question):
-        return [{"role": "system", "content": "Answer in one sentence. Copy the figure and its unit exactly from "
-                                              "the product information."},
-                {"role": "user", "content": "Product information:\nTrail Mug, $12.00\n- Volume: 350 ml\n- Weight: 120 g"
-                                            "\n\nQuestion: How much does the Trail Mug hold?"},
-                {"role": "assistant", "content": "The Trail Mug holds 350 ml."},
-                {"role": "user", "content": "Product information:\nCamp Saw, $25.00\n- Blade: 30 cm\n- Weight: 210 g"
-                                            "\n\nQuestion: How heavy is the Camp Saw?"},
-                {"role": "assistant", "content": "The Camp Saw weighs 210 g."},
-                {"role": "user", "content": f"Product information:\n{info}\n\nQuestion: {question}"}]
+        return [{"role": "user", "content": f"{info}\n\n{question}\nAnswer with the figure and its unit from the list "
+                                            "above."}]
 
     return exercises.check("02-1", {"bare": _score(bare), "mine": _score(mine)}, "mine")
 
