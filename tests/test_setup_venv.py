@@ -258,6 +258,13 @@ def test_the_compile_keeps_cmake_args_already_set_and_adds_its_own() -> None:
     assert setup_venv.compile_environment({})["CMAKE_ARGS"] == "-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF"
 
 
+def test_a_wheel_built_with_other_cmake_flags_is_never_reused() -> None:
+    native = setup_venv.compile_cache({"CMAKE_ARGS": "-DLLAVA_BUILD=OFF", "XDG_CACHE_HOME": "/cache"})
+    portable = setup_venv.compile_cache(setup_venv.compile_environment({"XDG_CACHE_HOME": "/cache"}))
+    assert native != portable and portable.parent == Path("/cache/contoso-chat")
+    assert portable == setup_venv.compile_cache(setup_venv.compile_environment({"XDG_CACHE_HOME": "/cache"}))
+
+
 def test_a_module_that_does_not_import_fails_the_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                        capsys: pytest.CaptureFixture) -> None:
     monkeypatch.setattr(setup_venv, "LOGS", tmp_path)

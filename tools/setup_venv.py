@@ -367,8 +367,16 @@ def compile_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return dict(environ, CMAKE_ARGS=f"{environ.get('CMAKE_ARGS', '')} {LLAMA_CMAKE_ARGS}".strip())
 
 
+def compile_cache(environment: Mapping[str, str]) -> Path:
+    """pip's cache for the compile, one per set of CMake flags: pip keys a built wheel by the source alone, so a
+    shared cache would hand a wheel built with other flags (say, a native build) to this set-up."""
+    flags = hashlib.sha256(environment.get("CMAKE_ARGS", "").encode()).hexdigest()[:12]
+    home = Path(environment.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return home / "contoso-chat" / f"llama-cpp-{flags}"
+
+
 def start_compile(lines: list[str]) -> Background:
-    """Build the llama-cpp-python wheel in the background (pip's wheel cache makes a rebuild a copy)."""
+    """Build the llama-cpp-python wheel in the background (the compile's own pip cache makes a rebuild a copy)."""
     pin = pinned(lines, "llama-cpp-python")
     version = pin.split("==")[1]
     if is_installed(site_packages(), pin):
@@ -376,8 +384,9 @@ def start_compile(lines: list[str]) -> Background:
     if list(WHEELS.glob(f"llama_cpp_python-{version}-*.whl")):
         return Background.skipped("llama-cpp-python", "wheel already built")
     WHEELS.mkdir(parents=True, exist_ok=True)
-    return Background.start("llama-cpp-python", pip("wheel", "--no-deps", "-v", "-w", str(WHEELS), pin),
-                            LOGS / "llama-build.log", compile_environment(os.environ))
+    environment = compile_environment(os.environ)
+    command = pip("wheel", "--no-deps", "-v", "--cache-dir", str(compile_cache(environment)), "-w", str(WHEELS), pin)
+    return Background.start("llama-cpp-python", command, LOGS / "llama-build.log", environment)
 
 
 def start_torch_download(lines: list[str]) -> Background:
