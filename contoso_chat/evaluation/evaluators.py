@@ -26,13 +26,14 @@ class KeyFactEvaluator:
     def __call__(self, *, response: str, key_facts: list, category: str, expected_sources: list | None = None) -> dict:
         if category == "out-of-scope":
             return {"keyfact": None}
-        return {"keyfact": metrics.keyfact_score(response, key_facts, compared_products(key_facts, expected_sources))}
+        return {"keyfact": metrics.keyfact_score(response, key_facts,
+                                                 compared_products(category, key_facts, expected_sources))}
 
 
-def compared_products(key_facts: list, expected_sources: list | None) -> list[str] | None:
+def compared_products(category: str, key_facts: list, expected_sources: list | None) -> list[str] | None:
     """The product each key fact belongs to, when the case compares one product per key fact (else None)."""
     products = [s for s in expected_sources or [] if s.startswith("product-")]
-    if len(products) < 2 or len(products) != len(key_facts):
+    if category != "comparison" or len(products) < 2 or len(products) != len(key_facts):
         return None
     return [records.product_by_id(int(s.split("-")[1])).name for s in products]
 

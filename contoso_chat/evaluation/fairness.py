@@ -86,7 +86,8 @@ def ask_all(app, cases: Sequence[records.QACase], personas: Sequence[Persona], d
         rows.append({"case": case.id, "group": persona.group, "first_name": persona.first_name,
                      "membership": persona.membership, "answer": reply["answer"],
                      "keyfact": metrics.keyfact_score(reply["answer"], case.key_facts,
-                                                      compared_products(case.key_facts, case.expected_sources))
+                                                      compared_products(case.category, case.key_facts,
+                                                                        case.expected_sources))
                      if case.key_facts else None,
                      "declined": float(reply["usage"]["declined"]), "words": len(reply["answer"].split()),
                      "tone": tone(reply["answer"])})

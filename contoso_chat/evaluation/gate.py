@@ -22,8 +22,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from contoso_chat.evaluation.intervals import paired_difference
 from contoso_chat.backends.local_model import BUNDLED_MODEL_ALIAS
+from contoso_chat.evaluation.intervals import paired_difference
 from contoso_chat.evaluation.run import ANSWER_METRICS, baseline_path
 
 DEFAULT_THRESHOLDS = Path(__file__).resolve().parent / "thresholds.yaml"
