@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from azure.ai.ml._restclient.arm_ml_service.models import ConnectionCategory
+
 from contoso_chat import records
 from contoso_chat.backends.settings import resolve
 from contoso_chat.azure import provisioning
@@ -112,7 +114,8 @@ def test_provisioning_plan_redacts_every_key():
     text = provisioning.plan_yaml(plan)
     assert FAKE not in text and "***" in text
     cosmos = {c.name: c for c in plan.connections}["contoso-cosmos"]._to_rest_object().as_dict()["properties"]
-    assert cosmos["category"] == "AzureCosmosDb" and cosmos["authType"] == "AAD" and "credentials" not in cosmos
+    assert cosmos["category"] == ConnectionCategory.COSMOS_DB.value, "the category the generated REST model names"
+    assert cosmos["authType"] == "AAD" and "credentials" not in cosmos
     assert "${{azureml://connections/contoso-api-secret/credentials/key}}" in text
     assert "id-contoso-chat-endpoint" in text and "Cosmos DB Built-in Data Reader" not in text, \
         "no Cosmos data-plane role without a Cosmos DB account"

@@ -90,6 +90,16 @@ def test_endpoint_settings_follow_the_measured_figures():
     assert "example-aoai.openai.azure.com" in text and "/score" in text
 
 
+def test_showing_the_yaml_first_leaves_the_endpoint_sendable():
+    """The learner's order (notebook 06, make deploy): YAML shown, then the same objects sent."""
+    settings = resolve(AZURE)
+    endpoint, blue = azure_endpoint.build_endpoint(settings, 25.0, 4.2)
+    azure_endpoint.endpoint_yaml(endpoint, blue)
+    rest = endpoint._to_rest_online_endpoint("swedencentral").as_dict()
+    assert list(rest["identity"]["userAssignedIdentities"]) == [names.identity_id(settings)]
+    assert blue._to_rest_object("swedencentral").as_dict()["properties"]["environmentVariables"]
+
+
 def test_endpoint_rest_bodies_carry_the_identity_and_secret_references():
     settings = resolve(AZURE)
     endpoint, blue = azure_endpoint.build_endpoint(settings, 25.0, 4.2, client_id="client-id-of-the-identity")

@@ -10,6 +10,7 @@ Probe and request settings come from measured figures (start-up time and answer 
 
 from __future__ import annotations
 
+import copy
 import math
 
 from contoso_chat.azure import names
@@ -92,7 +93,12 @@ def build_endpoint(settings: Settings, startup_s: float, p95_s: float, client_id
 
 
 def endpoint_document(endpoint, deployment) -> dict:
-    """Both objects as the dictionaries `az ml online-endpoint/deployment create` would read."""
+    """Both objects as the dictionaries `az ml online-endpoint/deployment create` would read.
+
+    azure-ai-ml's schemas rewrite parts of an entity in place while dumping it (the identity schema turns
+    `user_assigned_identities` into plain dicts), so copies are dumped and the objects stay sendable.
+    """
+    endpoint, deployment = copy.deepcopy(endpoint), copy.deepcopy(deployment)
     deployment_data = deployment._to_dict()
     environment = deployment_data.get("environment")
     if isinstance(environment, dict) and "build" in environment:

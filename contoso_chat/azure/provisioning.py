@@ -72,11 +72,11 @@ def registry_body(settings: Settings) -> dict:
 
 
 def cosmos_connection(settings: Settings):
-    """The project's Cosmos DB connection: category AzureCosmosDb with Entra ID (AAD) auth, never a key."""
+    """The project's Cosmos DB connection: category CosmosDb (the service's name) with Entra ID (AAD) auth, never a key."""
     from azure.ai.ml.entities import AadCredentialConfiguration, WorkspaceConnection
 
     return WorkspaceConnection(
-        name="contoso-cosmos", type="azure_cosmos_db",
+        name="contoso-cosmos", type="cosmos_db",
         target=_placeholder(settings.get("COSMOS_ENDPOINT"), "https://<account>.documents.azure.com:443/"),
         credentials=AadCredentialConfiguration(),
         metadata={"ResourceId": names.cosmos_account_id(settings), "database": settings.get("COSMOS_DATABASE"),
