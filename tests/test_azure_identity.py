@@ -15,6 +15,7 @@ from azure_fakes import FakeAzureTransport, FakeCredential
 SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
 PRINCIPAL = "99999999-8888-7777-6666-555555555555"
 GROUP = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-contoso-chat/providers"
+STORAGE = f"{GROUP}/Microsoft.Storage/storageAccounts/stcontosochathub01"
 FULL = {"AZURE_SUBSCRIPTION_ID": SUBSCRIPTION, "AZURE_OPENAI_ENDPOINT": "https://aoai-x.openai.azure.com/",
         "AZURE_OPENAI_CHAT_DEPLOYMENT": "gpt-4o-mini", "AZURE_OPENAI_EMBEDDING_DEPLOYMENT": "text-embedding-3-small",
         "AZURE_SEARCH_ENDPOINT": "https://srch-x.search.windows.net",
@@ -34,7 +35,7 @@ def test_endpoint_gets_exactly_the_roles_it_needs_each_on_its_own_resource():
     settings = resolve(FULL)
     transport = FakeAzureTransport(echo(201))
     client = provisioning.authorization_client(settings, FakeCredential(), transport=transport)
-    assignments = identity.endpoint_role_assignments(settings)
+    assignments = identity.endpoint_role_assignments(settings, STORAGE)
     identity.assign_roles(client, assignments, PRINCIPAL, SUBSCRIPTION, log=lambda *_: None)
     sent = {}
     for request in transport.sent:
@@ -52,6 +53,7 @@ def test_endpoint_gets_exactly_the_roles_it_needs_each_on_its_own_resource():
                                                 f"{names.registry_name(settings)}",
         "ea01e6af-a1c1-4350-9563-ad00f8c72ec5": f"{GROUP}/Microsoft.MachineLearningServices/workspaces/"
                                                 "contoso-chat-project",
+        "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1": STORAGE,
     }
     transport.sent.clear()
     identity.assign_roles(client, assignments, PRINCIPAL, SUBSCRIPTION, log=lambda *_: None)
@@ -61,7 +63,7 @@ def test_endpoint_gets_exactly_the_roles_it_needs_each_on_its_own_resource():
 
 def test_no_role_for_a_service_that_is_not_configured():
     roles = {a.role.name for a in identity.endpoint_role_assignments(resolve({"AZURE_SUBSCRIPTION_ID": SUBSCRIPTION}))}
-    assert roles == {"AcrPull", "Azure Machine Learning Workspace Connection Secrets Reader"}
+    assert roles == {"AcrPull", "Azure Machine Learning Workspace Connection Secrets Reader", "Storage Blob Data Reader"}
     assert identity.endpoint_cosmos_assignments(resolve({"AZURE_SUBSCRIPTION_ID": SUBSCRIPTION})) == []
 
 
@@ -69,12 +71,22 @@ def test_an_existing_assignment_counts_as_done_but_other_errors_stop():
     settings = resolve(FULL)
     exists = FakeAzureTransport(lambda r: (409, {"error": {"code": "RoleAssignmentExists", "message": "exists"}}))
     client = provisioning.authorization_client(settings, FakeCredential(), transport=exists)
-    assert len(identity.assign_roles(client, identity.endpoint_role_assignments(settings), PRINCIPAL, SUBSCRIPTION,
-                                     log=lambda *_: None)) == 4
+    assert len(identity.assign_roles(client, identity.endpoint_role_assignments(settings, STORAGE), PRINCIPAL,
+                                     SUBSCRIPTION, log=lambda *_: None)) == 5
     denied = FakeAzureTransport(lambda r: (403, {"error": {"code": "AuthorizationFailed", "message": "no"}}))
     client = provisioning.authorization_client(settings, FakeCredential(), transport=denied)
     with pytest.raises(Exception, match="no"):
+        identity.assign_roles(client, identity.endpoint_role_assignments(settings, STORAGE), PRINCIPAL, SUBSCRIPTION)
+
+
+def test_the_storage_role_waits_for_the_hubs_storage_account():
+    """Azure names the hub's default storage account: until it exists nothing is sent, and the error says why."""
+    settings = resolve(FULL)
+    transport = FakeAzureTransport(echo(201))
+    client = provisioning.authorization_client(settings, FakeCredential(), transport=transport)
+    with pytest.raises(ConfigError, match="Storage Blob Data Reader.*placeholder.*storage account"):
         identity.assign_roles(client, identity.endpoint_role_assignments(settings), PRINCIPAL, SUBSCRIPTION)
+    assert transport.sent == []
 
 
 def test_cosmos_reader_is_a_data_plane_sql_role_on_the_account():

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from contoso_chat.azure import names
-from contoso_chat.backends.settings import Settings
+from contoso_chat.backends.settings import ConfigError, Settings
 
 COSMOS_DATA_READER = "00000000-0000-0000-0000-000000000001"  # Cosmos DB Built-in Data Reader (data plane)
 COSMOS_DATA_CONTRIBUTOR = "00000000-0000-0000-0000-000000000002"  # Cosmos DB Built-in Data Contributor
@@ -38,6 +38,10 @@ CONNECTION_SECRETS_READER = Role("Azure Machine Learning Workspace Connection Se
                                  "read the secrets injected into the deployment (token signing secret)")
 COGNITIVE_USER = Role("Cognitive Services User", "a97b65f3-24c7-4388-baec-2e87135dc908",
                       "check questions and answers with Content Safety")
+STORAGE_BLOB_READER = Role("Storage Blob Data Reader", "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+                           "read the deployment's files from the workspace's default storage")
+# Azure names the hub's default storage account when it creates the hub: plans show this placeholder until then.
+HUB_STORAGE = "<named by Azure with the hub>"
 
 
 def _uuid(*parts: str) -> str:
@@ -85,11 +89,17 @@ class CosmosRoleAssignment:
                                "scope": self.account_id, "principalId": principal_id}}
 
 
-def endpoint_role_assignments(settings: Settings) -> list[RoleAssignment]:
-    """The Azure roles the endpoint needs, each on the narrowest scope: only for the services configured."""
+def endpoint_role_assignments(settings: Settings, hub_storage: str | None = None) -> list[RoleAssignment]:
+    """The Azure roles the endpoint needs, each on the narrowest scope: only for the services configured.
+
+    `hub_storage` is the resource id of the hub's default storage account (`Hub.storage_account` once created).
+    """
     project = names.workspace_id(settings, settings.get("AZURE_AI_PROJECT_NAME"))
     assignments = [RoleAssignment(ACR_PULL, names.registry_id(settings)),
-                   RoleAssignment(CONNECTION_SECRETS_READER, project)]
+                   RoleAssignment(CONNECTION_SECRETS_READER, project),
+                   RoleAssignment(STORAGE_BLOB_READER,
+                                  hub_storage or names.resource_id(settings, "Microsoft.Storage/storageAccounts",
+                                                                   HUB_STORAGE))]
     if settings.get("AZURE_OPENAI_ENDPOINT"):
         assignments.append(RoleAssignment(OPENAI_USER, names.openai_account_id(settings)))
     if settings.get("AZURE_SEARCH_ENDPOINT"):
@@ -119,6 +129,11 @@ def assign_roles(authorization_client, assignments: list[RoleAssignment], princi
     from azure.core.exceptions import HttpResponseError
     from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
 
+    unknown = [a.role.name for a in assignments if "<" in a.scope]
+    if unknown:
+        raise ConfigError(f"No resource to grant {', '.join(unknown)} on yet (the scope is a placeholder): set "
+                          "AZURE_SUBSCRIPTION_ID, and pass the hub's default storage account (`storage_account` of "
+                          "the created hub) as hub_storage.")
     created = []
     for assignment in assignments:
         name = assignment.assignment_name(principal_id)

@@ -282,8 +282,12 @@ def ensure_secret_connections(project_client, plan: Plan, settings: Settings, lo
         log(f"Secret {secret.setting}: stored in connection {secret.connection}")
 
 
-def create_endpoint_identity(plan: Plan, settings: Settings, credential=None, log=print, **options):
-    """The user-assigned identity, its Azure roles and its Cosmos DB data-plane role (all idempotent)."""
+def create_endpoint_identity(plan: Plan, settings: Settings, hub_storage: str, credential=None, log=print,
+                             **options):
+    """The user-assigned identity, its Azure roles and its Cosmos DB data-plane role (all idempotent).
+
+    `hub_storage` is the hub's default storage account, which Azure names when it creates the hub.
+    """
     from azure.mgmt.cosmosdb import CosmosDBManagementClient
 
     from contoso_chat.backends.azure_credentials import azure_credential
@@ -291,7 +295,8 @@ def create_endpoint_identity(plan: Plan, settings: Settings, credential=None, lo
     credential = credential or azure_credential()
     created = identity.create_identity(msi_client(settings, credential, **options), settings)
     log(f"Identity {names.IDENTITY_NAME}: client id {created.client_id}")
-    identity.assign_roles(authorization_client(settings, credential, **options), plan.role_assignments,
+    identity.assign_roles(authorization_client(settings, credential, **options),
+                          identity.endpoint_role_assignments(settings, hub_storage),
                           created.principal_id, plan.subscription_id, log)
     if plan.cosmos_role_assignments:
         cosmos = CosmosDBManagementClient(credential, plan.subscription_id, **options)
@@ -311,7 +316,7 @@ def provision(plan: Plan, settings: Settings, log=print) -> None:
     put_and_wait(arm_client(credential), plan.registry["id"], REGISTRY_API_VERSION, registry_body(settings))
     client = ml_client(settings)
     log(f"Creating hub {plan.hub.name} (several minutes) ...")
-    client.workspaces.begin_create(plan.hub).result()
+    hub = client.workspaces.begin_create(plan.hub).result()
     log(f"Creating project {plan.project.name} ...")
     client.workspaces.begin_create(plan.project).result()
     project_client = ml_client(settings, workspace=plan.project.name)
@@ -325,7 +330,7 @@ def provision(plan: Plan, settings: Settings, log=print) -> None:
         cognitive = model_deployments.management_client(settings, credential)
         offered = model_deployments.offered_models(cognitive, plan.location)
         model_deployments.create_deployments(cognitive, settings, plan.deployments, offered, log=log)
-    create_endpoint_identity(plan, settings, credential, log)
+    create_endpoint_identity(plan, settings, hub.storage_account, credential, log)
     data_load.load_data(settings, log=log)
 
 
