@@ -18,6 +18,7 @@ stop. Either way `usage["declined"]` says so and `usage["decline_reason"]` says 
 
 import json
 import re
+import sys
 import time
 from dataclasses import dataclass
 from typing import Literal, Sequence, TypedDict
@@ -30,7 +31,7 @@ from contoso_chat import guards, prompts, records
 from contoso_chat.backends import content_safety
 from contoso_chat.backends.chat import ChatTarget, chat_target, is_content_filter_error, json_response_format
 from contoso_chat.backends.customers import CustomerStore, ensure_customers
-from contoso_chat.backends.search import decline_threshold, ensure_index
+from contoso_chat.backends.search import decline_threshold, ensure_decline_threshold, ensure_index
 from contoso_chat.backends.search_types import Hit, Retriever
 from contoso_chat.backends.settings import Settings, load_settings
 from contoso_chat.guards import InputError
@@ -93,6 +94,11 @@ def standalone_query(question: str, chat_history: Sequence[dict]) -> str:
     if not earlier:
         return question
     return f"{earlier[-1][:300]} {question}"
+
+
+def case_query(question: str, chat_history: Sequence) -> str:
+    """The search query of an evaluation case, built as the app builds it (turns may be records or dicts)."""
+    return standalone_query(question, [t if isinstance(t, dict) else t.model_dump() for t in chat_history])
 
 
 def candidate_facts(hit: Hit) -> list[str]:
@@ -171,9 +177,14 @@ class ContosoChat:
         self.max_facts = max_facts
         self._embedder = getattr(self.retriever, "embedder", None)
         # below this cosine similarity to every chunk a question is not about the store: the value calibrated
-        # for the embedding model on the dev split (contoso_chat.backends.search), unless one is given
+        # for the embedding model on the dev split (contoso_chat.backends.search), unless one is given; a model
+        # with none stored (an Azure embedding deployment) is calibrated on first start, never left without one
         self.decline_below = decline_below if decline_below is not None else \
             decline_threshold(getattr(self._embedder, "name", ""))
+        if self.decline_below is None and self._embedder is not None:
+            self.decline_below = ensure_decline_threshold(
+                self.retriever, self._embedder.name, make_query=case_query,
+                log=lambda message: print(message, file=sys.stderr))
         self.citation_style = citation_style
         self.max_tokens = max_tokens or int(self.prompty.parameters.get("max_tokens", 96))
         self.temperature = temperature

@@ -73,6 +73,42 @@ def test_the_stored_decline_threshold_is_the_one_calibrated_on_the_dev_split(app
     assert decline_threshold(app.retriever.embedder.name) == pytest.approx(calibrated, abs=0.005)
 
 
+class RenamedEmbedder:
+    """The local embedder under an Azure deployment's name, for which no threshold is shipped."""
+
+    def __init__(self, embedder, name):
+        self._embedder, self.name = embedder, name
+
+    def embed(self, texts):
+        return self._embedder.embed(texts)
+
+
+class CountingRetriever:
+    def __init__(self, retriever, embedder):
+        self._retriever, self.embedder, self.searches = retriever, embedder, 0
+
+    def search(self, query, k=5, mode="hybrid"):
+        self.searches += 1
+        return self._retriever.search(query, k=k, mode=mode)
+
+
+def test_an_embedding_model_without_a_threshold_is_calibrated_on_first_start(app, tmp_path, monkeypatch, capsys):
+    from contoso_chat.backends.search import DECLINE_THRESHOLDS, decline_threshold, stored_thresholds_path
+
+    monkeypatch.setenv("CONTOSO_BUILD_DIR", str(tmp_path))
+    model = "text-embedding-3-small"
+    assert model not in DECLINE_THRESHOLDS and decline_threshold(model) is None
+    retriever = CountingRetriever(app.retriever, RenamedEmbedder(app.retriever.embedder, model))
+    first = ContosoChat(settings=app.settings, retriever=retriever, customers=app.customers, chat=app.chat)
+    assert retriever.searches == len(records.qa_cases(split="dev")), "one search per dev case"
+    assert first.decline_below == pytest.approx(DECLINE_THRESHOLDS[app.retriever.embedder.name], abs=0.005), \
+        "the same vectors under another name calibrate to the shipped value"
+    assert model in stored_thresholds_path().read_text() and "calibrating" in capsys.readouterr().err
+    retriever.searches = 0
+    again = ContosoChat(settings=app.settings, retriever=retriever, customers=app.customers, chat=app.chat)
+    assert again.decline_below == first.decline_below and retriever.searches == 0, "stored, not calibrated again"
+
+
 def test_keyword_search_survives_query_syntax(app):
     hits = app.retriever.search('AND OR NOT ( "weight" * ~ of the Summit Dome 2?', k=3, mode="keyword")
     assert hits and hits[0].source_id == "product-1"
