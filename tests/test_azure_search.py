@@ -179,3 +179,26 @@ def test_loading_data_is_opt_in():
         data_load.load_data(settings)
     steps = data_load.steps(settings)
     assert any("index contoso-outdoors" in s for s in steps) and any("1000 documents" in s for s in steps)
+
+
+def test_data_load_lets_the_search_service_accept_the_endpoints_identity():
+    """A new search service takes API keys only; the endpoint signs in with Entra ID, so loading switches that on."""
+    from contoso_chat.azure.clients import arm_client
+
+    settings = resolve({**SETTINGS, "AZURE_SUBSCRIPTION_ID": "11111111-2222-3333-4444-555555555555"})
+    transport = FakeAzureTransport(lambda r: (200, {"properties": {**r.body["properties"], "status": "running"}}))
+    options = data_load.enable_search_role_access(settings, arm_client(FakeCredential(), transport=transport),
+                                                  log=lambda *_: None)
+    [sent] = transport.sent
+    assert sent.method == "PATCH" and sent.api_version == "2023-11-01"
+    assert sent.path == ("/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-contoso-chat"
+                         "/providers/Microsoft.Search/searchServices/srch-x")
+    assert sent.body["properties"]["disableLocalAuth"] is False, "keys keep working for the data load"
+    # Microsoft.Search 2023-11-01 (search.json): AadAuthFailureMode is http403 or http401WithBearerChallenge
+    assert options["aadOrApiKey"]["aadAuthFailureMode"] in {"http403", "http401WithBearerChallenge"}
+    assert any(s.startswith("switch on role-based access") for s in data_load.steps(settings))
+
+    keys_only = FakeAzureTransport(lambda r: (200, {"properties": {"authOptions": {"apiKeyOnly": {}}}}))
+    with pytest.raises(RuntimeError, match="keys only.*Both"):
+        data_load.enable_search_role_access(settings, arm_client(FakeCredential(), transport=keys_only),
+                                            log=lambda *_: None)

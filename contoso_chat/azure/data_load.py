@@ -17,12 +17,20 @@ from contoso_chat.azure.opt_in import require_opt_in
 from contoso_chat.backends.settings import ConfigError, Settings
 
 
+# Microsoft.Search/searchServices (Resource Manager); PATCH changes only the properties it names.
+SEARCH_API_VERSION = "2023-11-01"
+# Keys keep working, and Entra ID tokens (the endpoint's identity) are accepted too: a new service takes keys only.
+SEARCH_ROLE_ACCESS = {"properties": {"disableLocalAuth": False,
+                                     "authOptions": {"aadOrApiKey": {"aadAuthFailureMode": "http401WithBearerChallenge"}}}}
+
+
 def steps(settings: Settings) -> list[str]:
     """What `load_data` does for these settings, in order."""
     plan = []
     if settings.search == "azure":
         index = settings.get("AZURE_SEARCH_INDEX")
-        plan += [f"create or update the schema of index {index} on {names.name_of(names.search_service_id(settings))}",
+        plan += [f"switch on role-based access (API keys and Entra ID) on "
+                 f"{names.name_of(names.search_service_id(settings))}, so the endpoint's identity can query it",f"create or update the schema of index {index} on {names.name_of(names.search_service_id(settings))}",
                  f"embed every chunk with {settings.get('AZURE_OPENAI_EMBEDDING_DEPLOYMENT') or 'the local model'} "
                  "and merge-or-upload in batches of at most 1000 documents and 12 MB, reporting refused documents"]
     if settings.customers == "azure":
@@ -43,6 +51,24 @@ def create_container_with_management_plane(settings: Settings, cosmos_management
     cosmos_management_client.sql_resources.begin_create_update_sql_container(
         group, account, database, container,
         {"properties": {"resource": {"id": container, "partitionKey": {"paths": ["/id"], "kind": "Hash"}}}}).result()
+
+
+def enable_search_role_access(settings: Settings, arm, log: Callable[[str], None] = print) -> dict:
+    """Let the search service accept Entra ID tokens as well as keys (idempotent); returns its auth options."""
+    from azure.core.rest import HttpRequest
+
+    from contoso_chat.azure.clients import ARM
+
+    url = f"{ARM}{names.search_service_id(settings)}?api-version={SEARCH_API_VERSION}"
+    response = arm.send_request(HttpRequest("PATCH", url, json=SEARCH_ROLE_ACCESS))
+    response.raise_for_status()
+    options = response.json().get("properties", {}).get("authOptions") or {}
+    if "aadOrApiKey" not in options:
+        raise RuntimeError(f"{names.name_of(names.search_service_id(settings))} still accepts keys only "
+                           f"(authOptions: {sorted(options)}); switch on role-based access in the portal "
+                           "(Settings > Keys > Both) and rerun.")
+    log(f"Search service {names.name_of(names.search_service_id(settings))}: API keys and Entra ID accepted")
+    return options
 
 
 def load_search_index(settings: Settings, log: Callable[[str], None] = print, **options):
@@ -84,6 +110,9 @@ def load_data(settings: Settings, log: Callable[[str], None] = print) -> None:
     """Load the index and the customers for the backends that are on Azure. Opt-in: PROVISION_AZURE=true."""
     require_opt_in(settings, "Loading data into Azure")
     if settings.search == "azure":
+        from contoso_chat.azure.clients import arm_client
+
+        enable_search_role_access(settings, arm_client(), log=log)
         load_search_index(settings, log=log)
     if settings.customers == "azure":
         load_customers(settings, log=log)
