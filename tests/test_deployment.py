@@ -79,6 +79,10 @@ AZURE = {"AZURE_SUBSCRIPTION_ID": "11111111-2222-3333-4444-555555555555",
          "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=fake-never-shipped"}
 
 
+AZURE_ALL = {**AZURE, "AZURE_OPENAI_EMBEDDING_DEPLOYMENT": "text-embedding-3-small",
+             "AZURE_SEARCH_ENDPOINT": "https://srch-x.search.windows.net"}
+
+
 def test_endpoint_settings_follow_the_measured_figures():
     endpoint, blue = azure_endpoint.build_endpoint(resolve(AZURE), startup_s=25.0, p95_s=4.2)
     assert endpoint.auth_mode == "key"
@@ -133,15 +137,26 @@ def test_deploy_needs_the_opt_in_and_the_provisioned_identity():
 
     from contoso_chat.azure import clients
 
-    settings = resolve({**AZURE, "SERVING_BACKEND": "azure", "PROVISION_AZURE": "true"})
+    settings = resolve({**AZURE_ALL, "SERVING_BACKEND": "azure", "PROVISION_AZURE": "true"})
     endpoint, blue = azure_endpoint.build_endpoint(settings, 25.0, 4.2)
     with pytest.raises(ConfigError, match="PROVISION_AZURE=true"):
-        azure_endpoint.deploy(resolve(AZURE), endpoint, blue)
+        azure_endpoint.deploy(resolve(AZURE_ALL), endpoint, blue)
     missing = FakeAzureTransport(lambda r: (404, {"error": {"code": "ResourceNotFound", "message": "not found"}}))
     with pytest.raises(ConfigError, match="Run provisioning first"):
         azure_endpoint.deploy(settings, endpoint, blue, ml_client=object(),
                               msi_client=clients.msi_client(settings, FakeCredential(), transport=missing))
     assert missing.sent[0].method == "GET" and missing.sent[0].path.endswith(f"/{names.IDENTITY_NAME}")
+
+
+def test_a_deployment_with_resources_still_local_is_refused_before_anything_is_sent():
+    """The image has no llama.cpp, sentence-transformers or LanceDB: a half-local .env would build an image that
+    cannot start, found out only after a 15-30 minute build."""
+    partial = resolve({**AZURE, "SERVING_BACKEND": "azure", "PROVISION_AZURE": "true"})
+    assert partial.chat == "azure" and partial.search == "local" and partial.embeddings == "local"
+    endpoint, blue = azure_endpoint.build_endpoint(partial, 25.0, 4.2)
+    with pytest.raises(ConfigError, match=r"still local.*embeddings.*search.*EMBEDDINGS_BACKEND, SEARCH_BACKEND=azure"):
+        azure_endpoint.deploy(partial, endpoint, blue, ml_client=object(), msi_client=object())
+    azure_endpoint.check_image_can_serve(resolve({**AZURE_ALL, "SERVING_BACKEND": "azure"}))
 
 
 def test_the_container_refuses_to_start_without_the_shared_signing_secret():

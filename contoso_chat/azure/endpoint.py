@@ -126,12 +126,30 @@ def identity_client_id(settings: Settings, msi_client) -> str:
     return found.client_id
 
 
+# What the serving image leaves out (requirements-serving.txt): each resource here must be in the cloud to deploy.
+NOT_IN_IMAGE = {"chat": "llama.cpp and the local model", "embeddings": "sentence-transformers and its model",
+                "search": "LanceDB and the local index"}
+
+
+def check_image_can_serve(settings: Settings) -> None:
+    """Refuse, before anything is built or sent, a deployment whose image could not serve these settings."""
+    from contoso_chat.backends.settings import SWITCH
+
+    local = [resource for resource in NOT_IN_IMAGE if settings.backends[resource] == "local"]
+    if local:
+        missing = "; ".join(f"{r} ({NOT_IN_IMAGE[r]})" for r in local)
+        raise ConfigError(f"The serving image has no local stack, but these are still local in .env: {missing}. "
+                          f"Configure their Azure resources (or set {', '.join(SWITCH[r] for r in local)}=azure) "
+                          "and provision them, then deploy.")
+
+
 def deploy(settings: Settings, endpoint, deployment, log=print, ml_client=None, msi_client=None) -> None:
     """Create the endpoint and deployment in Azure, then route all traffic to it. Paid: opt-in only."""
     from contoso_chat.azure import clients
 
     if not (opted_in(settings) and settings.serving == "azure"):
         raise ConfigError("Deploying creates a paid endpoint; set SERVING_BACKEND=azure and PROVISION_AZURE=true.")
+    check_image_can_serve(settings)
     client = ml_client or clients.ml_client(settings, workspace=settings.get("AZURE_AI_PROJECT_NAME"))
     deployment.environment_variables["AZURE_CLIENT_ID"] = identity_client_id(
         settings, msi_client or clients.msi_client(settings))
