@@ -136,6 +136,11 @@ def test_preflight_reports_each_check_from_the_resource_manager():
 
     def fake_get(path, token):
         seen.append(path)
+        if "/providers/Microsoft." in path and "/locations/" not in path:
+            namespace = path.split("/providers/")[1].split("?")[0]
+            assert "api-version=2021-04-01" in path
+            return {"namespace": namespace,
+                    "registrationState": "NotRegistered" if namespace == "Microsoft.ContainerRegistry" else "Registered"}
         return answers["usages" if "/usages" in path else "models" if "/models" in path else "locations"]
 
     checks = {c.check: c for c in provisioning.preflight(settings, get_token=lambda: "token", get=fake_get)}
@@ -143,6 +148,11 @@ def test_preflight_reports_each_check_from_the_resource_manager():
     assert checks["model gpt-4o-mini 2024-07-18 (GlobalStandard)"].status == "ok"
     assert checks["quota gpt-4o-mini"].status == "ok" and "90K TPM free" in checks["quota gpt-4o-mini"].detail
     assert checks["model text-embedding-3-small 1 (Standard)"].status == "failed"
-    assert all("/providers/Microsoft.CognitiveServices/locations/swedencentral" in p for p in seen[1:])
+    assert checks["provider Microsoft.ContainerRegistry"].status == "failed", "a fresh subscription may lack it"
+    assert "az provider register --namespace Microsoft.ContainerRegistry" in \
+        checks["provider Microsoft.ContainerRegistry"].detail
+    assert checks["provider Microsoft.MachineLearningServices"].status == "ok"
+    assert all("/providers/Microsoft.CognitiveServices/locations/swedencentral" in p for p in seen[1:]
+               if "/locations/" in p)
     assert provisioning.preflight(settings, get_token=lambda: None, get=fake_get)[0].status == "failed"
     assert json.dumps([c.__dict__ for c in checks.values()])

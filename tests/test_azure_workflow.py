@@ -57,8 +57,22 @@ def test_deploy_is_never_cancelled_and_never_runs_on_a_schedule_or_pull_request(
 
 def test_the_azure_evaluation_runs_the_configuration_that_ships():
     jobs = workflow()["jobs"]
-    shipped = {k: v for k, v in jobs["deploy"]["env"].items() if k.startswith(("AZURE_OPENAI", "AZURE_SEARCH", "COSMOS"))}
+    shipped = {k: v for k, v in jobs["deploy"]["env"].items() if k.startswith(("AZURE_OPENAI", "AZURE_SEARCH", "COSMOS",
+                                                                            "AZURE_CONTENT_SAFETY"))}
     evaluated = jobs["evaluate-azure"]["env"]
     assert shipped and all(evaluated.get(k) == v for k, v in shipped.items())
     assert "make eval" in [s.get("run") for s in jobs["evaluate-azure"]["steps"]]
     assert "hermetic" in jobs["evaluate"]["name"] and not uses_azure(jobs["evaluate"])
+
+
+def test_the_deployment_keeps_every_cloud_setting_the_app_reads():
+    """A cloud setting left out of the deploy job's environment is silently dropped from the endpoint
+    (Content Safety was: the deployed app then ran without its content filter)."""
+    from contoso_chat.azure.endpoint import CLOUD_SETTINGS
+    from contoso_chat.backends.settings import Settings
+
+    deploy = workflow()["jobs"]["deploy"]["env"]
+    without_default = {name for name in CLOUD_SETTINGS
+                       if not name.endswith("_BACKEND") and not Settings.model_fields[name].default}
+    assert "AZURE_CONTENT_SAFETY_ENDPOINT" in without_default
+    assert without_default <= set(deploy), f"dropped on deployment: {sorted(without_default - set(deploy))}"

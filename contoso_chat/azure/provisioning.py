@@ -24,6 +24,12 @@ from contoso_chat.backends.settings import ConfigError, Settings
 
 COGNITIVE_API_VERSION = "2024-10-01"
 REGISTRY_API_VERSION = "2023-07-01"
+PROVIDERS_API_VERSION = "2021-04-01"
+# Resource providers a subscription must have registered for what provisioning creates (a new subscription
+# registers some only on first use from the portal, and a create through the API then fails).
+RESOURCE_PROVIDERS = ("Microsoft.MachineLearningServices", "Microsoft.ContainerRegistry", "Microsoft.Storage",
+                      "Microsoft.KeyVault", "Microsoft.CognitiveServices", "Microsoft.ManagedIdentity",
+                      "Microsoft.Insights")
 GENERATED_SECRET = "<generated once by provisioning, kept in the connection>"
 
 __all__ = ["ModelDeployment", "DEPLOYMENTS", "Plan", "build_plan", "plan_yaml", "preflight", "provision", "teardown",
@@ -229,6 +235,12 @@ def preflight(settings: Settings, get_token: Callable[[], str | None] = _arm_tok
                                                 token)}
     checks.append(Check("region", "ok" if location in locations else "failed",
                         f"{location} {'is' if location in locations else 'is not'} available to this subscription"))
+    for namespace in RESOURCE_PROVIDERS:
+        state = get(f"/subscriptions/{subscription}/providers/{namespace}?api-version={PROVIDERS_API_VERSION}",
+                    token).get("registrationState", "unknown")
+        checks.append(Check(f"provider {namespace}", "ok" if state == "Registered" else "failed",
+                            "registered" if state == "Registered" else
+                            f"{state}: run `az provider register --namespace {namespace}` (once per subscription)"))
     base = f"/subscriptions/{subscription}/providers/Microsoft.CognitiveServices/locations/{location}"
     models = [Model.deserialize(m) for m in get_all(get, f"{base}/models?api-version={COGNITIVE_API_VERSION}", token)]
     usages = {u["name"]["value"]: u for u in get_all(get, f"{base}/usages?api-version={COGNITIVE_API_VERSION}", token)}
