@@ -104,6 +104,34 @@ def test_showing_the_yaml_first_leaves_the_endpoint_sendable():
     assert blue._to_rest_object("swedencentral").as_dict()["properties"]["environmentVariables"]
 
 
+def test_the_learners_order_sends_the_endpoint_with_its_identity_through_the_real_ml_client():
+    """Notebook 06 and `make deploy`: the plan's YAML is shown, then MLClient creates the endpoint."""
+    from azure.ai.ml import MLClient
+    from azure_fakes import FakeAzureTransport, FakeCredential
+
+    settings = resolve({**AZURE_ALL, "SERVING_BACKEND": "azure", "PROVISION_AZURE": "true"})
+
+    def handler(request):
+        body = request.body if isinstance(request.body, dict) else {}
+        return 200, {**body, "id": request.path, "name": request.path.rsplit("/", 1)[-1], "location": "swedencentral",
+                     "properties": {**body.get("properties", {}), "provisioningState": "Succeeded"}}
+
+    transport = FakeAzureTransport(handler)
+    client = MLClient(FakeCredential(), subscription_id=AZURE["AZURE_SUBSCRIPTION_ID"],
+                      resource_group_name=settings.get("AZURE_RESOURCE_GROUP"),
+                      workspace_name=settings.get("AZURE_AI_PROJECT_NAME"), enable_telemetry=False,
+                      transport=transport)
+    endpoint, blue = azure_endpoint.build_endpoint(settings, 25.0, 4.2)
+    assert "userAssignedIdentities" in azure_endpoint.endpoint_yaml(endpoint, blue) or \
+        names.IDENTITY_NAME in azure_endpoint.endpoint_yaml(endpoint, blue)
+    client.online_endpoints.begin_create_or_update(endpoint).result()
+    [put] = [r for r in transport.sent if r.method == "PUT"]
+    assert put.path.endswith(f"/workspaces/{settings.get('AZURE_AI_PROJECT_NAME')}/onlineEndpoints/{endpoint.name}")
+    assert put.body["identity"]["type"] == "UserAssigned"
+    assert list(put.body["identity"]["userAssignedIdentities"]) == [names.identity_id(settings)]
+    assert put.body["properties"]["authMode"] == "Key"
+
+
 def test_endpoint_rest_bodies_carry_the_identity_and_secret_references():
     settings = resolve(AZURE)
     endpoint, blue = azure_endpoint.build_endpoint(settings, 25.0, 4.2, client_id="client-id-of-the-identity")
