@@ -1,7 +1,8 @@
 """A local stand-in for Azure's REST endpoints: the real azure-core SDK clients send through it, offline.
 
 Each request the SDK would send over the network is recorded (method, URL, headers, JSON body)
-and answered by a handler function, so tests assert on the exact REST calls.
+and answered by a handler function, so tests assert on the exact REST calls. Each request is first
+checked against its service's published contract (azure_contracts): one no contract allows fails the test.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import json
 import time
 from dataclasses import dataclass
 from typing import Callable
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 import requests
 from azure.core.pipeline.transport import HttpTransport, RequestsTransportResponse
 from azure.core.rest import HttpRequest
 from azure.core.rest._requests_basic import RestRequestsTransportResponse
+
+from azure_contracts import check_request
 
 
 @dataclass
@@ -52,9 +55,10 @@ class FakeCredential:
 class FakeAzureTransport(HttpTransport):
     """An azure-core transport that answers from `handler(request) -> (status, json_body)` and records requests."""
 
-    def __init__(self, handler: Callable[[SentRequest], tuple[int, object]]) -> None:
+    def __init__(self, handler: Callable[[SentRequest], tuple[int, object]], contracts: bool = True) -> None:
         self.handler = handler
         self.sent: list[SentRequest] = []
+        self.contracts = contracts  # every request checked against its service's contract (azure_contracts)
 
     def send(self, request, **kwargs):
         raw = request.body if hasattr(request, "body") else request.content
@@ -64,6 +68,8 @@ class FakeAzureTransport(HttpTransport):
             body = raw
         sent = SentRequest(request.method, request.url, dict(request.headers), body)
         self.sent.append(sent)
+        if self.contracts:
+            check_request(sent.method, unquote(sent.path), sent.api_version, body)
         status, payload = self.handler(sent)
         response = requests.Response()
         response.status_code = status
