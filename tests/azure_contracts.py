@@ -312,7 +312,7 @@ SEARCH_SERVICE_UPDATE = {"type": "object", "properties": {
 # Microsoft.ContainerRegistry/registries, Registries_Create (PUT), api-version 2023-07-01: definitions Registry,
 # Sku (name: Classic, Basic, Standard, Premium; required) and RegistryProperties in
 # specification/containerregistry/resource-manager/Microsoft.ContainerRegistry/stable/2023-07-01/containerregistry.json
-# (Azure/azure-rest-api-specs). Location and sku are required.
+# (Azure/azure-rest-api-specs, commit 2b2f3d9edcabdc9ee9d0d2980b3247358f0971e1; Resource requires location).
 REGISTRY_CREATE = {"type": "object", "required": ["location", "sku"], "properties": {
     "location": {"type": "string"},
     "tags": {"type": "object", "additionalProperties": True},

@@ -115,3 +115,12 @@ def test_provisioning_sends_connections_the_ml_service_accepts():
                               credentials=AadCredentialConfiguration())
     with pytest.raises(ContractError, match="'AzureCosmosDb' is not one of ConnectionCategory"):
         client.connections.create_or_update(old)
+
+
+def test_the_registry_provisioning_creates_keeps_its_contract():
+    settings = resolve({"AZURE_SUBSCRIPTION_ID": SUBSCRIPTION})
+    plan = provisioning.build_plan(settings)
+    check_request("PUT", plan.registry["id"], provisioning.REGISTRY_API_VERSION, provisioning.registry_body(settings))
+    with pytest.raises(ContractError, match="sku.name"):
+        check_request("PUT", plan.registry["id"], provisioning.REGISTRY_API_VERSION,
+                      {**provisioning.registry_body(settings), "sku": {"name": "Free"}})
