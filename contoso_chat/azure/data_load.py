@@ -29,8 +29,10 @@ def steps(settings: Settings) -> list[str]:
     plan = []
     if settings.search == "azure":
         index = settings.get("AZURE_SEARCH_INDEX")
-        plan += [f"switch on role-based access (API keys and Entra ID) on "
-                 f"{names.name_of(names.search_service_id(settings))}, so the endpoint's identity can query it",f"create or update the schema of index {index} on {names.name_of(names.search_service_id(settings))}",
+        service = names.name_of(names.search_service_id(settings))
+        plan += [f"switch on role-based access (API keys and Entra ID) on {service}, so the endpoint's identity "
+                 "can query it",
+                 f"create or update the schema of index {index} on {service}",
                  f"embed every chunk with {settings.get('AZURE_OPENAI_EMBEDDING_DEPLOYMENT') or 'the local model'} "
                  "and merge-or-upload in batches of at most 1000 documents and 12 MB, reporting refused documents"]
     if settings.customers == "azure":
