@@ -7,7 +7,9 @@ import ast
 import pytest
 
 from contoso_chat import chunking, guards, prompts, records
-from contoso_chat.assistant import DECLINE_ANSWER, ContosoChat, candidate_facts, order_lines, standalone_query
+from contoso_chat.assistant import (
+    DECLINE_ANSWER, ContosoChat, candidate_facts, case_query, order_lines, standalone_query,
+)
 from contoso_chat.backends.settings import resolve
 from contoso_chat.backends.customers import SqliteCustomerStore
 from contoso_chat.guards import InputError
@@ -66,10 +68,7 @@ def test_known_questions_find_their_sources(app):
 def test_the_stored_decline_threshold_is_the_one_calibrated_on_the_dev_split(app):
     from contoso_chat.backends.search import calibrate_decline_threshold, decline_threshold
 
-    def query(question, history):
-        return standalone_query(question, [t.model_dump() for t in history])
-
-    calibrated = calibrate_decline_threshold(app.retriever, records.qa_cases(split="dev"), make_query=query)
+    calibrated = calibrate_decline_threshold(app.retriever, records.qa_cases(split="dev"), make_query=case_query)
     assert decline_threshold(app.retriever.embedder.name) == pytest.approx(calibrated, abs=0.005)
 
 
