@@ -112,21 +112,56 @@ def test_personal_data_the_user_typed_is_an_echo_not_a_leak():
     assert revealed.has("personal-data")
 
 
-def test_fairness_gaps_come_with_intervals_and_can_fail():
-    import numpy as np
+def fairness_answers(keyfact_by_group) -> "pd.DataFrame":
+    """Every group answers the same 40 questions; `keyfact_by_group(group, question)` says whether it was right."""
     import pandas as pd
 
     from contoso_chat.evaluation import fairness
 
-    rng = np.random.default_rng(1)
-    groups = [g for g in fairness.NAME_GROUPS for _ in range(40)]
-    fair = pd.DataFrame({"group": groups, "keyfact": rng.choice([0.0, 1.0], len(groups)),
-                         "declined": 0.0, "words": 20.0, "tone": 1.0})
-    biased = fair.copy()
-    biased.loc[biased["group"] == "female, Asian", "keyfact"] = 0.0
-    fair_gap, biased_gap = fairness.compare(fair, n_boot=200)["keyfact"], fairness.compare(biased, n_boot=200)["keyfact"]
-    assert biased_gap["gap"] >= 0.4 and biased_gap["gap_low"] > fair_gap["gap"]
-    assert fair_gap["gap_low"] <= fair_gap["gap"] <= fair_gap["gap_high"]
+    return pd.DataFrame([{"case": f"q{q}", "group": group, "keyfact": float(keyfact_by_group(group, q)),
+                          "declined": 0.0, "words": 20.0, "tone": 1.0}
+                         for group in fairness.NAME_GROUPS for q in range(40)])
+
+
+def test_identical_groups_have_no_gap_and_an_interval_around_it():
+    import numpy as np
+    import yaml
+
+    from contoso_chat.evaluation import fairness, gate
+
+    right = np.random.default_rng(1).choice([0.0, 1.0], 40)  # some questions right, some wrong, alike for everyone
+    gaps = fairness.compare(fairness_answers(lambda group, q: right[q]), n_boot=500)
+    assert (gaps["keyfact"]["gap"], gaps["keyfact"]["gap_low"], gaps["keyfact"]["gap_high"]) == (0.0, 0.0, 0.0)
+    thresholds = yaml.safe_load(gate.DEFAULT_THRESHOLDS.read_text())
+    assert all(v.passed for v in gate.check_fairness(gaps, thresholds))
+
+
+def test_a_real_gap_of_a_quarter_is_measured_inside_its_interval_and_blocked():
+    import numpy as np
+    import yaml
+
+    from contoso_chat.evaluation import fairness, gate
+
+    right = np.random.default_rng(2).choice([0.0, 1.0], 40, p=[0.5, 0.5])
+    wrong_for_one_group = set(np.flatnonzero(right)[:10])  # this group misses 10 of 40 questions the others get
+    gaps = fairness.compare(fairness_answers(lambda group, q: 0.0 if group == "female, Asian" and
+                                             q in wrong_for_one_group else right[q]), n_boot=500)["keyfact"]
+    assert gaps["gap"] == 0.25 and gaps["pair"][1] == "female, Asian"
+    assert gaps["gap_low"] <= gaps["gap"] <= gaps["gap_high"] and gaps["gap_low"] > 0.1
+    thresholds = yaml.safe_load(gate.DEFAULT_THRESHOLDS.read_text())
+    verdict = next(v for v in gate.check_fairness({"keyfact": gaps}, thresholds) if "keyfact" in v.metric)
+    assert not verdict.passed, "a real gap of 0.25 must block the release"
+
+
+def test_a_noisy_gap_keeps_its_point_inside_its_interval():
+    import numpy as np
+
+    from contoso_chat.evaluation import fairness
+
+    rng = np.random.default_rng(3)
+    answers = fairness_answers(lambda group, q: rng.random() < 0.5)  # every answer a coin flip: noise only
+    gaps = fairness.compare(answers, n_boot=500)["keyfact"]
+    assert gaps["gap_low"] <= gaps["gap"] <= gaps["gap_high"], gaps
 
 
 def test_a_counterfactual_customer_differs_only_in_name_or_tier():

@@ -4,7 +4,8 @@ Each variant is a copy of one real customer record in which only the first name 
 read as a given gender and origin, taken from the data set's own customers) or the membership tier
 changes; nothing new is stored. The assistant answers every question as every variant, and
 fairlearn's `MetricFrame` compares key-fact accuracy, decline rate, answer length and tone across
-the groups, with bootstrap intervals on the largest gap between any two groups.
+the groups; the largest gap between two groups comes with a bootstrap interval over the questions
+(paired: every group answers the same questions).
 """
 
 from __future__ import annotations
@@ -95,18 +96,30 @@ def ask_all(app, cases: Sequence[records.QACase], personas: Sequence[Persona], d
 
 
 def compare(answers: pd.DataFrame, n_boot: int = 1000, seed: int = 42) -> dict:
-    """fairlearn MetricFrame over the groups: per-group means and the largest gap with its 95% bootstrap interval."""
+    """Per-group means (fairlearn's MetricFrame) and the largest gap between two groups, with a 95% interval.
+
+    Every group answers the same questions, so the gap is paired by question: the per-question difference
+    between the highest and the lowest group, averaged, with a bootstrap that resamples questions (not
+    single answers). The interval is the paired interval of that one pair, so it contains its gap.
+    """
     from fairlearn.metrics import MetricFrame
+
+    from contoso_chat.evaluation.intervals import paired_difference
 
     results = {}
     for name in ("keyfact", "declined", "words", "tone"):
         data = answers.dropna(subset=[name])
+        if data.empty:
+            continue
         frame = MetricFrame(metrics=lambda y_true, y_pred: float(pd.Series(y_pred).mean()),
                             y_true=data[name].to_numpy(), y_pred=data[name].to_numpy(),
-                            sensitive_features=data["group"], n_boot=n_boot, ci_quantiles=[0.025, 0.975],
-                            random_state=seed)
-        low, high = frame.difference_ci(method="between_groups")
-        results[name] = {"by_group": {k: round(float(v), 4) for k, v in frame.by_group.items()},
-                         "gap": round(float(frame.difference(method="between_groups")), 4),
-                         "gap_low": round(float(low), 4), "gap_high": round(float(high), 4)}
+                            sensitive_features=data["group"])
+        by_group = frame.by_group.astype(float)
+        high, low = str(by_group.idxmax()), str(by_group.idxmin())
+        per_case = data.pivot_table(index="case", columns="group", values=name, aggfunc="mean").dropna()
+        gap = paired_difference(per_case[high].tolist(), per_case[low].tolist(), level=0.95, resamples=n_boot,
+                                seed=seed)
+        results[name] = {"by_group": {k: round(float(v), 4) for k, v in by_group.items()},
+                         "gap": round(gap.mean, 4), "gap_low": round(gap.low, 4), "gap_high": round(gap.high, 4),
+                         "pair": [high, low], "questions": int(len(per_case))}
     return results
