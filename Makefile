@@ -5,7 +5,7 @@ WITH_SERVERS := $(PY) -m contoso_chat.serving.local_service run --
 VARIANT ?= rag
 SPLIT ?= test
 
-.PHONY: setup browser workshop test eval redteam finetune deploy bench lab strip stop clean help
+.PHONY: setup browser workshop test eval levers redteam finetune deploy bench lab strip stop clean help
 
 help:
 	@echo "make workshop  run every notebook on the local stack; executed copies and summary.json in build/"
@@ -14,6 +14,7 @@ help:
 	@echo "               (VARIANT=prompt-v1 SPLIT=dev ... for another variant or split); for the shipped app it"
 	@echo "               also answers the audit set and the templated set (key facts by phrasing, audit minus"
 	@echo "               test) and 84 dev questions with inline and JSON citations, and compares them"
+	@echo "make levers    measure each quality lever against the shipped app on the dev split, the kept ones on test"
 	@echo "make redteam   red-team the app (attacks, poisoned pages), raw model vs guards, and counterfactual fairness"
 	@echo "make finetune  fine-tune the local model with the full recipe (LoRA on the CPU, up to 25 minutes)"
 	@echo "make deploy    create the Azure ML endpoint (needs SERVING_BACKEND=azure and PROVISION_AZURE=true)"
@@ -44,6 +45,9 @@ ifeq ($(VARIANT),rag)
 	$(PY) -m contoso_chat.evaluation.robustness build/eval/rag build/eval/rag-audit build/eval/rag-templated
 	$(WITH_SERVERS) $(PY) -m contoso_chat.evaluation.citation_style --split dev --limit 84
 endif
+
+levers: setup
+	$(WITH_SERVERS) $(PY) -m contoso_chat.evaluation.levers
 
 redteam: setup
 	$(WITH_SERVERS) $(PY) -m contoso_chat.evaluation.redteam

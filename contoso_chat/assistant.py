@@ -5,8 +5,10 @@
     -> {"answer": ..., "citations": ["product-1"], "usage": {...}}
 
 Steps: input guard -> standalone search query from the history -> hybrid retrieval -> the
-facts most similar to the question -> this customer's orders (by the id the caller passes,
-never one found in the text) -> harm check -> prompty -> chat model -> output guard.
+facts most similar to the question (for each product a comparison names) -> a decline for products
+the store does not carry -> this customer's orders (by the id the caller passes, never one found in
+the text; only those the question is about) -> harm check -> prompty -> chat model -> output guard.
+Which of these steps are on is measured, lever by lever, by `contoso_chat.evaluation.levers`.
 
 The model cites the facts it used by their source ids, inline as `[product-1]` or in a JSON reply
 (`citation_style`); the app keeps only cited ids that were among the facts shown. The model declines
@@ -27,7 +29,7 @@ import numpy as np
 import openai
 from opentelemetry import trace
 
-from contoso_chat import guards, prompts, records
+from contoso_chat import catalog, guards, prompts, records
 from contoso_chat.backends import content_safety
 from contoso_chat.backends.chat import ChatTarget, chat_target, is_content_filter_error, json_response_format
 from contoso_chat.backends.customers import CustomerStore, ensure_customers
@@ -43,6 +45,10 @@ DECLINE_ANSWER = (
     "I'm sorry, I can only help with Contoso Outdoors products, your orders and our store policies, and I "
     "couldn't find anything about that. For anything else, please contact support@contoso-outdoors.example."
 )
+NOT_CARRIED_ANSWER = (
+    "I'm sorry, Contoso Outdoors doesn't carry that model, so I can't tell you about it. I can help with the "
+    "products we do sell, your orders and our store policies."
+)
 FACT_SOURCES = 3  # facts come from the top sources of the retrieval
 STORE_TOPIC = re.compile(  # questions about how the store works are in scope even when no passage matches well
     r"\b(orders?|cancel\w*|returns?|returning|refunds?|exchanges?|shipping|ship|delivery|deliveries|warranty|"
@@ -51,6 +57,10 @@ STORE_TOPIC = re.compile(  # questions about how the store works are in scope ev
 )
 CITATION_MARK = re.compile(r"\[\s*((?:product|policy)-[a-z0-9]+)\s*\]", re.IGNORECASE)  # "[XS-XXL]" is not a source id
 DECLINE_SIGNALS = ("i don't know", "i do not know", "i dont know")  # the prompt's one-line way to decline
+# a source mark where the figure should be ("The tent weighs [product-1]."): the reply has no answer in it
+MARK_FOR_FIGURE = re.compile(
+    r"\b(?:is|are|was|were|weighs?|costs?|measures?|lasts?|holds?|takes?|of|at|to|for|about|around)[ \t]*"
+    r"\[\s*(?:product|policy)-[a-z0-9]+\s*\][ \t]*(?:[.!?]|$)", re.IGNORECASE)
 CitationStyle = Literal["inline", "json"]
 ACCOUNT_QUESTION = re.compile(  # questions about the customer's own account skip the off-topic decline
     r"\bmy\s+(?:[\w-]+\s+){0,4}(?:orders?|account|tier|membership|points|address|purchases?)\b"
@@ -86,6 +96,7 @@ class ModelReply:
     citations: list[str]
     invalid_citations: int
     declined: bool
+    incomplete: bool = False  # a source mark stands where the figure should be: nothing to show
 
 
 def standalone_query(question: str, chat_history: Sequence[dict]) -> str:
@@ -127,6 +138,37 @@ def order_lines(customer: Customer) -> list[dict]:
              "total": f"${o.total:.2f}", "order_id": o.order_id} for o in customer.orders]
 
 
+MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+          "november", "december")
+
+
+def matching_order_lines(customer: Customer, question: str) -> list[dict]:
+    """The order lines a question is about (the product it names or describes, or the month it gives), each with
+    its order id to copy; all of them when none matches (say, "what did I order last?")."""
+    lines = order_lines(customer)
+    asked = question.lower()
+    month = {f"{i:02d}" for i, name in enumerate(MONTHS, start=1) if re.search(rf"\b{name}\b", asked)}
+    picked = [line for line, order in zip(lines, customer.orders)
+              if catalog.mentions(question, records.product_by_id(order.product_id)) or order.date[5:7] in month]
+    return picked or lines
+
+
+def is_fact_line(text: str) -> bool:
+    """False for lines that state nothing: a manual's questions ("How much does it weigh?") and headings
+    ("What customers say about the X:", "The specifications are listed below.")."""
+    bare = text.strip()
+    return not (bare.endswith("?") or bare.endswith(":") or "listed below" in bare.lower())
+
+
+SENTENCE_END = re.compile(r"[.!?](?:\s*\[[^\]]*\])*(?=\s|$)")
+
+
+def complete_sentences(text: str) -> str:
+    """A reply cut off by the token limit, up to its last complete sentence (the whole text when none ends)."""
+    ends = list(SENTENCE_END.finditer(text))
+    return text[:ends[-1].end()].strip() if ends else text.strip()
+
+
 def is_decline(text: str) -> bool:
     """True when the model's whole answer is the decline signal, maybe in bold or after an apology ("I'm sorry, I
     don't know."); an answer that goes on to state facts is not."""
@@ -150,7 +192,8 @@ def read_model_reply(text: str, shown_sources: Sequence[str], style: CitationSty
         answer = re.sub(r"[ \t]{2,}", " ", answer).strip()
     valid = [c for c in dict.fromkeys(cited) if c in set(shown_sources)]
     invalid = sum(1 for c in cited if c not in set(shown_sources))
-    return ModelReply(answer.strip(), valid, invalid, is_decline(answer))
+    incomplete = style == "inline" and bool(MARK_FOR_FIGURE.search(text))
+    return ModelReply(answer.strip(), valid, invalid, is_decline(answer), incomplete)
 
 
 class ContosoChat:
@@ -166,7 +209,9 @@ class ContosoChat:
                  prompty_path=prompts.DEFAULT_PROMPTY, use_retrieval: bool = True, top_k: int = 5,
                  max_facts: int = 6, decline_below: float | None = None,
                  citation_style: CitationStyle = "inline", max_tokens: int | None = None,
-                 temperature: float = 0.0, seed: int = 42) -> None:
+                 temperature: float = 0.0, seed: int = 42, clean_facts: bool = False,
+                 facts_per_product: bool = False, matched_orders: bool = False, catalog_check: bool = True,
+                 concise: bool = False, answer_cache: dict | None = None) -> None:
         self.settings = settings or load_settings()
         self.retriever = retriever or ensure_index(self.settings, log=lambda *_: None)
         self.customers = customers or ensure_customers(self.settings)
@@ -190,7 +235,18 @@ class ContosoChat:
         self.temperature = temperature
         self.seed = seed
         self.content_safety = content_safety.from_settings(self.settings, self._embedder)
+        # the quality levers (contoso_chat.evaluation.levers measures each against the app without them; the
+        # defaults are the ones kept): facts without the manuals' questions and headings; facts for each product a
+        # comparison names; only the orders asked about, with their ids; a decline for products the store does not
+        # carry (kept); replies that stop at a blank line and end on a full sentence
+        self.clean_facts = clean_facts
+        self.facts_per_product = facts_per_product
+        self.matched_orders = matched_orders
+        self.catalog_check = catalog_check
+        self.concise = concise
+        self.answer_cache = answer_cache  # replies by prompt and decoding settings, shared by variants
         self._private = None
+        self._cache_hit = False
 
     def private_details(self) -> dict[str, list[str]]:
         """Identifying strings per customer, read once (for the output guard)."""
@@ -202,7 +258,7 @@ class ContosoChat:
         """The lines of the top sources most similar to the question, at most `max_facts`."""
         sources = list(dict.fromkeys(h.source_id for h in hits))[:FACT_SOURCES]
         pool = [(h.source_id, f) for h in hits if h.source_id in sources for f in candidate_facts(h)]
-        pool = list(dict.fromkeys(pool))
+        pool = list(dict.fromkeys(p for p in pool if not self.clean_facts or is_fact_line(p[1])))
         if not pool or self._embedder is None:
             return [Fact(s, t, 0.0) for s, t in pool[: self.max_facts]]
         vectors = np.asarray(_cached_vectors(self._embedder, tuple(t for _, t in pool)), dtype=np.float32)
@@ -211,13 +267,26 @@ class ContosoChat:
         order = sorted(range(len(pool)), key=lambda i: (-similarities[i], pool[i]))[: self.max_facts]
         return [Fact(pool[i][0], pool[i][1], round(float(similarities[i]), 3)) for i in order]
 
+    def comparison_facts(self, query: str, named: Sequence[records.Product]) -> list[Fact]:
+        """Facts for each product a question names, an equal share each (a comparison needs both sides)."""
+        share = max(1, self.max_facts // len(named))
+        facts: list[Fact] = []
+        for product in named:
+            hits = [h for h in self.retriever.search(f"{product.name}: {query}", k=self.top_k)
+                    if h.source_id == product.source_id]
+            facts += self.select_facts(query, hits)[:share]
+        return facts
+
     def messages(self, question: str, customer: Customer, history: Sequence[dict], facts: Sequence[Fact]) -> list[dict]:
         """The chat messages the model receives, rendered from the prompty.
 
         The customer's name and tier are always there; the order list only for questions about the
         customer's own account, which keeps other prompts shorter (and faster on a CPU).
         """
-        orders = order_lines(customer) if ACCOUNT_QUESTION.search(question) else []
+        orders = []
+        if ACCOUNT_QUESTION.search(question):
+            orders = matching_order_lines(customer, question) if self.matched_orders else \
+                [{k: v for k, v in line.items() if k != "order_id"} for line in order_lines(customer)]
         return prompts.render(
             self.prompty, question=question, history=list(history), citation_style=self.citation_style,
             documentation=[{"source_id": f.source_id, "text": guards.strip_invisible(f.text)} for f in facts],
@@ -251,7 +320,8 @@ class ContosoChat:
                 turn["retrieved"] = [h.source_id for h in hits]
                 similarities = [h.similarity for h in hits if h.similarity is not None]
                 turn["best_similarity"] = max(similarities) if similarities else None
-                facts = self.select_facts(query, hits)
+                named = catalog.named_products(query) if self.facts_per_product else []
+                facts = self.comparison_facts(query, named) if len(named) > 1 else self.select_facts(query, hits)
                 turn["retrieval_ms"] = (time.perf_counter() - t0) * 1000
                 span.set_attribute("retrieval.query", query)
                 span.set_attribute("retrieval.sources", turn["retrieved"])
@@ -259,6 +329,8 @@ class ContosoChat:
             off_topic = best is not None and self.decline_below is not None and best < self.decline_below
             if off_topic and not ACCOUNT_QUESTION.search(question) and not STORE_TOPIC.search(question):
                 return self._response(turn, DECLINE_ANSWER, [], None, declined="off-topic")
+        if self.catalog_check and catalog.not_carried(question) and not ACCOUNT_QUESTION.search(question):
+            return self._response(turn, NOT_CARRIED_ANSWER, [], None, declined="not-carried")
         flagged = self.content_safety.blocked(question) if self.content_safety is not None else []
         if flagged:
             return self._response(turn, content_safety.BLOCKED_ANSWER, [], None, declined="harm-check",
@@ -281,9 +353,12 @@ class ContosoChat:
             span.set_attribute("llm.usage.prompt_tokens", getattr(usage, "prompt_tokens", 0) or 0)
             span.set_attribute("llm.usage.completion_tokens", getattr(usage, "completion_tokens", 0) or 0)
         turn["model_reply"] = completion.choices[0].message.content or ""
+        turn["cached"] = self._cache_hit
+        if self.concise and self.citation_style == "inline" and completion.choices[0].finish_reason == "length":
+            turn["model_reply"] = complete_sentences(turn["model_reply"])
         reply = read_model_reply(turn["model_reply"], [f.source_id for f in facts], self.citation_style)
-        if reply.declined:
-            return self._response(turn, DECLINE_ANSWER, [], usage, declined="model",
+        if reply.declined or reply.incomplete:
+            return self._response(turn, DECLINE_ANSWER, [], usage, declined="incomplete" if reply.incomplete else "model",
                                   invalid_citations=reply.invalid_citations)
         policy = guards.OutputPolicy(customer_id, self.private_details(),
                                      frozenset(o.order_id for o in customer.orders), prompts.confidential_rules(messages))
@@ -307,17 +382,27 @@ class ContosoChat:
                                                                             "enum": list(source_ids) or ["none"]}}}}
             extra["response_format"] = json_response_format(self.chat.backend, schema, "answer")
 
+        if self.concise and self.citation_style == "inline":  # a blank line may sit inside a JSON reply
+            extra["stop"] = ["\n\n"]
+        key = json.dumps([self.chat.model, messages, self.temperature, self.seed, self.max_tokens, extra], sort_keys=True)
+        self._cache_hit = self.answer_cache is not None and key in self.answer_cache
+        if self._cache_hit:
+            return self.answer_cache[key]
+
         def create():
             return self.chat.client.chat.completions.create(
                 model=self.chat.model, messages=messages, temperature=self.temperature, seed=self.seed,
                 max_tokens=self.max_tokens, **extra)
         try:
-            return create()
+            completion = create()
         except openai.APIConnectionError:
             if self.chat.backend != "local":
                 raise
             self.chat = chat_target(self.settings, log=lambda *_: None)
-            return create()
+            completion = create()
+        if self.answer_cache is not None:
+            self.answer_cache[key] = completion
+        return completion
 
     def _response(self, turn: dict, answer: str, citations: list[str], usage, declined: str | None = None,
                   guard: list[str] | None = None, invalid_citations: int = 0) -> ChatResponse:
@@ -335,6 +420,7 @@ class ContosoChat:
             "guard": guard or [],
             "retrieved": turn["retrieved"],
             "invalid_citations": invalid_citations,
+            "cached": turn.get("cached", False),  # the reply was reused from an identical earlier prompt
             "shown": turn["shown"],
             "model_reply": turn.get("model_reply", ""),  # the reply as the model wrote it, citation marks included
         })

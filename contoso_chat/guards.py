@@ -251,7 +251,7 @@ def check_output(answer: str, policy: OutputPolicy) -> OutputCheck:
     clean = strip_invisible(answer)
     if other_customer_data(clean, policy):
         reasons.append("other-customer-data")
-    if personal_records(clean, policy):
+    if personal_records(remove_links(clean)[0], policy):  # digits inside a link that is stripped anyway are no record
         reasons.append("personal-record")
     secret = canary(policy.confidential_rules)
     if secret and any(fragment in _compact(clean) for fragment in canary_fragments(secret)):

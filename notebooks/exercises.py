@@ -111,10 +111,18 @@ def _unknown_product(reply: Mapping, threshold: float) -> tuple[bool, str]:
     similarity = usage.get("best_similarity")
     if similarity is None:
         return False, "this reply has no similarity: ask with retrieval on"
-    declined = usage["declined"]
-    return True, (f"best similarity {similarity:.2f} against the threshold {threshold:.2f}: "
-                  + ("declined" if declined else "answered: the name is too close to a real product for the "
-                     "similarity gate, so the model itself has to say it does not know"))
+    reason = usage.get("decline_reason")
+    if reason == "not-carried":
+        verdict = ("declined by the catalogue check: the name looks like a catalogue model but no product has it, "
+                   "whatever the similarity gate makes of it")
+    elif reason == "off-topic":
+        verdict = "declined by the similarity gate"
+    elif usage["declined"]:
+        verdict = f"declined ({reason})"
+    else:
+        verdict = ("answered: the name is too close to a real product for the similarity gate, so the model itself "
+                   "has to say it does not know")
+    return True, f"best similarity {similarity:.2f} against the threshold {threshold:.2f}: {verdict}"
 
 
 @exercise("04-1")

@@ -280,3 +280,18 @@ def test_a_stopped_local_model_is_restarted_on_the_next_question(app):
     assert stop_local_model()
     reply = app("How much does the Summit Dome 2 Tent weigh when packed?", "C1001")
     assert reply["usage"]["completion_tokens"] > 0
+
+
+@pytest.mark.parametrize("reply, incomplete", [
+    ("The Summit Dome 2 Tent weighs [product-1].", True),  # the mark where the figure should be
+    ("The Ridgeway 45L Trekking Pack costs [product-4]", True),
+    ("The packed weight is [ product-1 ] .", True),
+    ("The Summit Dome 2 Tent weighs 2.1 kg [product-1].", False),
+    ("It is light [product-1], and it packs small.", False),  # a mark after a word that needs no figure
+])
+def test_a_reply_whose_source_mark_stands_for_the_figure_is_no_answer(app, reply, incomplete):
+    bot, _ = scripted(app, reply)
+    answer = bot("How much does the Summit Dome 2 Tent weigh when packed?", "C1001")
+    assert (answer["usage"]["decline_reason"] == "incomplete") is incomplete, answer
+    if incomplete:
+        assert answer["answer"] == DECLINE_ANSWER, "never 'The tent weighs.' with the figure missing"

@@ -82,3 +82,12 @@ def test_the_local_harm_check_flags_harmful_requests_and_passes_look_alikes():
     tuned = tune_threshold(check, [c.attack for c in dev if c.harm_category],
                            [c.attack for c in dev if not c.harm_category])
     assert tuned["harmful_flagged"] == tuned["harmful"] and tuned["highest_harmless"] < LOCAL_THRESHOLD
+
+
+def test_digits_inside_a_stripped_link_are_no_personal_record():
+    answer = ("It has no water bladder. More at [https://www.amazon.com/Ridgeway-45L-Pack-2019-368721/dp/PB11111")
+    checked = guards.check_output(answer, POLICY)
+    assert not checked.withheld and "links-removed" in checked.reasons, checked
+    assert checked.answer.startswith("It has no water bladder.") and "368721" not in checked.answer
+    leak = guards.check_output(f"See https://example.com/call/{MEI_DIGITS}", POLICY)
+    assert leak.withheld and "other-customer-data" in leak.reasons, "another customer's phone in a link still leaks"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from contoso_chat.paths import PACKAGE_DIR
 
-CORE = {"__init__", "assistant", "prompts", "guards", "chunking", "records", "paths"}
+CORE = {"__init__", "assistant", "prompts", "guards", "chunking", "records", "paths", "catalog"}
 ROLES = {"backends", "serving", "evaluation", "finetuning", "azure"}
 
 

@@ -39,6 +39,7 @@ def test_answers_copy_a_fact_that_was_shown_and_cite_it(examples):
         shown = [m["content"] for m in example.messages[:-1]]
         sources = [line.split("]")[0].lstrip("[") for line in shown[0].splitlines() if line.startswith("[")]
         reply = read_model_reply(example.answer, sources, "inline")
+        assert not reply.incomplete, f"a source mark where the figure should be: {example.answer}"
         if example.kind == "decline":
             assert reply.declined
         elif example.kind != "orders":

@@ -76,3 +76,21 @@ def test_the_robustness_block_shows_phrasings_and_the_audit_beside_the_test_spli
     assert "| audit set, 36 fresh questions | 0.100 [0.200, 0.400] (n=33) |" in out
     assert "| audit minus test | -0.200 [-0.300, -0.100] (n=33) |" in out
     assert "make eval" in update_docs.rewrite("<!-- measured:robustness -->\n<!-- /measured:robustness -->\n", {})
+
+
+def test_the_levers_block_shows_each_lever_its_verdict_and_the_test_confirmation():
+    interval = {"mean": 0.05, "low": 0.013, "high": 0.096, "n": 219}
+    worse = {"mean": -0.069, "low": -0.103, "high": -0.034, "n": 204}
+    summary = {"right_answer_rate": 0.1, "keyfact_accuracy": 0.2, "unsupported_claim_rate": 0.3,
+               "refusal_accuracy": 0.9, "order_keyfact_accuracy": 0.1, "latency_p50_s": 1.9}
+    report = {"levers": [{"lever": "not-carried", "what": "declines", "kept": True,
+                          "dev": {"right_answer_rate": interval, "changed_answers": 11}}],
+              "test": {"before": summary, "kept": summary, "ships": True,
+                       "difference": {"keyfact_accuracy": worse}},
+              "earlier_rule": {"rule": "a positive mean", "kept": ["fewer-facts"],
+                               "test": {"difference": {"keyfact_accuracy": worse}}}}
+    out = update_docs.levers_table({"levers": report})
+    assert "| not-carried: declines | +0.050 [+0.013, +0.096] | n/a | n/a | n/a | 11 | yes |" in out
+    assert "| keyfact_accuracy | 0.200 | 0.200 | -0.069 [-0.103, -0.034] |" in out
+    assert "kept fewer-facts" in out and "did not ship" in out
+    assert update_docs.levers_table({}) == "_Run `make levers` first._"

@@ -3,7 +3,8 @@
     python tools/update_docs.py        (after `make workshop`, `make eval`, `make redteam` and `make bench`)
 
 Reads build/summary.json (make workshop), build/eval/<variant>/metrics.json,
-build/eval/robustness.json and build/eval/citation-style/comparison.json (make eval), build/redteam/summary.json
+build/eval/robustness.json and build/eval/citation-style/comparison.json (make eval), build/eval/levers/levers.json
+(make levers), build/redteam/summary.json
 (make redteam), build/bench/figures.json (make bench) and build/finetune/run.json (make finetune), keeps
 them in docs/measured.json (committed, read by notebook 00's workshop map), and rewrites the blocks
 between `<!-- measured:NAME -->` and `<!-- /measured:NAME -->` in README.md and INSTRUCTORS.md.
@@ -46,7 +47,8 @@ def collect(previous: dict) -> dict:
     for name, path in (("redteam", BUILD / "redteam" / "summary.json"), ("bench", BUILD / "bench" / "figures.json"),
                        ("finetune", BUILD / "finetune" / "run.json"),
                        ("citation_style", BUILD / "eval" / "citation-style" / "comparison.json"),
-                       ("robustness", BUILD / "eval" / "robustness.json")):
+                       ("robustness", BUILD / "eval" / "robustness.json"),
+                       ("levers", BUILD / "eval" / "levers" / "levers.json")):
         found = _read(path)
         if found:
             measured[name] = found
@@ -158,6 +160,45 @@ def redteam_table(measured: dict) -> str:
     return "\n".join(lines)
 
 
+def _signed(d: dict | None) -> str:
+    return f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]" if d else "n/a"
+
+
+def levers_table(measured: dict) -> str:
+    report = measured.get("levers")
+    if not report:
+        return "_Run `make levers` first._"
+    names = ("right_answer_rate", "keyfact_accuracy", "unsupported_claim_rate", "refusal_accuracy")
+    lines = ["| lever (dev split, minus the app before the levers, 90% interval) | right answers | key facts | unsupported "
+             "claims | refusals | answers changed | kept |", "|---|---|---|---|---|---|---|"]
+    for entry in report["levers"]:
+        lines.append(f"| {entry['lever']}: {entry['what']} | " + " | ".join(_signed(entry["dev"].get(n)) for n in names)
+                     + f" | {entry['dev']['changed_answers']} | {'yes' if entry['kept'] else 'no'} |")
+    test = report.get("test")
+    if test:
+        lines += ["", "| test split | before the levers | kept levers (shipped) | difference [90% interval] |",
+                  "|---|---|---|---|"]
+        for name in names:
+            lines.append(f"| {name} | {test['before'][name]:.3f} | {test['kept'][name]:.3f} | "
+                         f"{_signed(test['difference'].get(name))} |")
+        lines.append(f"| order-history key facts | {test['before']['order_keyfact_accuracy']:.3f} | "
+                     f"{test['kept']['order_keyfact_accuracy']:.3f} | |")
+        lines.append(f"| answer p50 (s, fresh calls) | {test['before']['latency_p50_s']:.2f} | "
+                     f"{test['kept']['latency_p50_s']:.2f} | |")
+    earlier = report.get("earlier_rule")
+    if earlier:
+        d = earlier["test"]["difference"]
+        lines += ["", f"An earlier rule ({earlier['rule']}) kept {', '.join(earlier['kept'])}; together on the test "
+                      f"split they changed key facts by {_signed(d.get('keyfact_accuracy'))} and right answers by "
+                      f"{_signed(d.get('right_answer_rate'))}, so they did not ship, and the rule now asks for the whole "
+                      "interval above 0."]
+    guard = report.get("guard_false_positives_dev")
+    if guard and guard.get("rate"):
+        lines += ["", f"Output guard false positives on the dev answers: {guard['false_positives']} of {guard['answers']} "
+                      f"answers withheld with nothing wrong in them ({_fmt(guard['rate'])})."]
+    return "\n".join(lines)
+
+
 def bench_table(measured: dict) -> str:
     bench = measured.get("bench")
     if not bench:
@@ -171,7 +212,7 @@ def bench_table(measured: dict) -> str:
 
 
 BLOCKS = {"notebook-times": notebook_table, "figures": figures_table, "evaluation": evaluation_table,
-          "robustness": robustness_table,
+          "robustness": robustness_table, "levers": levers_table,
           "citation-style": citation_style_table, "redteam": redteam_table, "bench": bench_table}
 
 

@@ -42,6 +42,8 @@ ANSWERS = (
     "According to its specifications, the {product} has a {attr} of {value} [{source}].",
     "The {product} is listed with a {attr} of {value} [{source}].",
 )
+WEIGHT_ANSWERS = ANSWERS + ("The {product} weighs {value} [{source}].",)  # the figure before the mark, in the
+# words customers use (without it the model learned "weighs [product-1].", the mark where the figure should be)
 PRICE_QUESTIONS = ("How much does the {product} cost?", "What is the price of the {product}?",
                    "How much is the {product}?")
 PRICE_ANSWERS = ("The {product} costs {price} [{source}].", "The price of the {product} is {price} [{source}].")
@@ -176,8 +178,8 @@ def _make(kind: str, rng: random.Random, rows: list[Spec], maker: ExampleMaker, 
         messages, facts = maker.messages(question)
         if not _shown(facts, spec.fact):
             return None
-        answer = rng.choice(ANSWERS).format(attr=attr, product=name, value=spec.value, fact=spec.fact,
-                                            source=spec.product.source_id)
+        answer = rng.choice(WEIGHT_ANSWERS if attr == "weight" else ANSWERS).format(
+            attr=attr, product=name, value=spec.value, fact=spec.fact, source=spec.product.source_id)
         return Example(kind, messages + [{"role": "assistant", "content": answer}], {spec.product.id})
     if kind == "price":
         product = spec.product
