@@ -94,3 +94,10 @@ def test_the_levers_block_shows_each_lever_its_verdict_and_the_test_confirmation
     assert "| keyfact_accuracy | 0.200 | 0.200 | -0.069 [-0.103, -0.034] |" in out
     assert "kept fewer-facts" in out and "did not ship" in out
     assert update_docs.levers_table({}) == "_Run `make levers` first._"
+
+
+def test_the_levers_figure_reads_as_one_line_per_lever():
+    levers = {"not-carried": {"dev_right_answer_difference": {"mean": 0.05, "low": 0.013, "high": 0.096}, "kept": True},
+              "fewer-facts": {"dev_right_answer_difference": {"mean": 0.009, "low": -0.026, "high": 0.046}, "kept": False}}
+    text = update_docs._fmt(levers)
+    assert text.startswith("not-carried +0.050 [+0.013, +0.096] (kept); fewer-facts +0.009 [-0.026, +0.046] (not kept)")

@@ -77,6 +77,9 @@ def _fmt(value) -> str:
         return f"{value['mean']:.3f} [{value['low']:.3f}, {value['high']:.3f}]{count}"
     if isinstance(value, dict) and "gap" in value:
         return f"{value['gap']:.3f} [{value['low']:.3f}, {value['high']:.3f}]"
+    if isinstance(value, dict) and value and all(isinstance(v, dict) and "kept" in v for v in value.values()):
+        return "; ".join(f"{name} {_signed(v.get('dev_right_answer_difference'))} ({'kept' if v['kept'] else 'not kept'})"
+                         for name, v in value.items()) + " (right answers on dev, minus the app before the levers)"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
