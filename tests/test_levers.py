@@ -260,3 +260,13 @@ def test_the_baseline_is_stored_only_for_the_levers_the_app_ships(tmp_path, monk
     levers.store_baseline({"kept_settings": shipped_levers, "test": {"ships": True}, "model": "m",
                            "kept_rows": {"dev": "kept-dev", "test": "kept-test"}}, tmp_path)
     assert stored == {"rows": 4, "model": "m"}
+
+
+def test_examples_show_changed_answers_wins_first():
+    base = frame([0, 1, 0, 1], [0, 1, 0, 1])
+    lever = frame([1, 0, 0, 1], [1, 0, 0, 1])
+    lever.loc[2, "response"] = "another wrong answer"  # changed, still wrong
+    base["question"] = lever["question"] = [f"q{i}" for i in range(4)]
+    shown = levers.examples(lever, base)
+    assert [e["id"] for e in shown] == ["c0", "c1", "c2"], "a win, a loss, then a change; unchanged answers left out"
+    assert [e["right_change"] for e in shown] == [1.0, -1.0, 0.0]
