@@ -46,7 +46,7 @@ DECLINE_ANSWER = (
     "couldn't find anything about that. For anything else, please contact support@contoso-outdoors.example."
 )
 NOT_CARRIED_ANSWER = (
-    "I'm sorry, Contoso Outdoors doesn't carry that model, so I can't tell you about it. I can help with the "
+    "I'm sorry, Contoso Outdoors doesn't sell that product, so I can't tell you about it. I can help with the "
     "products we do sell, your orders and our store policies."
 )
 FACT_SOURCES = 3  # facts come from the top sources of the retrieval
