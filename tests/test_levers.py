@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -185,6 +187,7 @@ def frame(right: list[float], keyfact: list[float], family: list[str] | None = N
         "category": ["product-fact"] * n, "response": [str(r) for r in right],
         "keyfact.keyfact": keyfact, "unsupported.unsupported": [0.0 if r else 1.0 for r in right],
         "decline.refusal_correct": [1.0] * n, "usage.prompt_tokens": [100] * n, "usage.completion_tokens": [10] * n,
+        "completion_tokens": [10] * n, "latency_s": [1.0] * n,
     })
 
 
@@ -270,3 +273,25 @@ def test_examples_show_changed_answers_wins_first():
     shown = levers.examples(lever, base)
     assert [e["id"] for e in shown] == ["c0", "c1", "c2"], "a win, a loss, then a change; unchanged answers left out"
     assert [e["right_change"] for e in shown] == [1.0, -1.0, 0.0]
+
+
+def test_a_full_run_confirms_on_fresh_answers_not_on_rows_left_on_disk(tmp_path):
+    base, better = frame([0, 1] * 20, [0, 1] * 20), frame([1, 1] * 20, [1, 1] * 20)
+    for name in ("before-dev", "before-test", "good-dev"):  # rows an earlier run left on disk
+        (tmp_path / name).mkdir()
+        base.to_json(tmp_path / name / "rows.jsonl", orient="records", lines=True)
+    report = {"levers": [{"lever": "good", "settings": {"concise": True}, "dev": levers.compare(better, base)},
+                         {"lever": "noise", "settings": {"max_facts": 3}, "dev": levers.compare(base, base)}]}
+    asked = []
+
+    def evaluate(name, assistant, split):
+        asked.append(f"{name}-{split}")
+        return better if name != "before" else base
+
+    full = levers.confirm(json.loads(json.dumps(report)), tmp_path, evaluate=evaluate, variant=lambda s: None,
+                          answered={"before-dev": base, "good-dev": better}, log=lambda *_: None)
+    assert asked == ["before-test", "kept-test"], "a full run answers the test split afresh, never from old rows"
+    assert full["kept_settings"] == {"concise": True} and full["test"]["ships"]
+    assert [e["kept"] for e in full["levers"]] == [True, False]
+    assert full["kept_rows"] == {"dev": "good-dev", "test": "kept-test"}
+    assert json.loads((tmp_path / "levers.json").read_text())["rule"] == levers.KEEP_RULE

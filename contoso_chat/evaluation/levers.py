@@ -187,13 +187,12 @@ def summary_of(table: pd.DataFrame) -> dict:
             "latency_p50_s": fresh_latency_p50(table)}
 
 
-def run(limit: int | None = None, out_dir: Path | None = None, test: bool = True, log=print) -> dict:
-    """Every lever on dev against the app before the levers, then the kept ones together on test; the report."""
+def runner(out_dir: Path, limit: int | None = None):
+    """The app before the levers, a maker of lever variants sharing its index, store, model and answer cache, and
+    an evaluate(name, assistant, split) that refuses a run with failed answers."""
     from contoso_chat.assistant import ContosoChat
     from contoso_chat.evaluation.run import evaluate_variant
 
-    out_dir = out_dir or build_dir() / "eval" / "levers"
-    out_dir.mkdir(parents=True, exist_ok=True)
     base = ContosoChat(answer_cache={}, **BEFORE)
 
     def variant(settings: dict) -> ContosoChat:
@@ -208,12 +207,21 @@ def run(limit: int | None = None, out_dir: Path | None = None, test: bool = True
                                f"{split}: was the model server stopped meanwhile? Run `make levers` again.")
         return table
 
+    return base, variant, evaluate
+
+
+def run(limit: int | None = None, out_dir: Path | None = None, test: bool = True, log=print) -> dict:
+    """Every lever on dev against the app before the levers, then the kept ones together on test; the report."""
+    out_dir = out_dir or build_dir() / "eval" / "levers"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base, variant, evaluate = runner(out_dir, limit)
     before_dev = evaluate("before", base, "dev")
     report: dict = {"split": "dev", "limit": limit, "model": base.chat.model, "before": summary_of(before_dev),
                     "levers": []}
     log(f"the app before the levers, on dev: {json.dumps(report['before'])}")
+    answered = {"before-dev": before_dev}
     for lever in LEVERS:
-        table = evaluate(lever.name, variant(lever.settings), "dev")
+        table = answered[f"{lever.name}-dev"] = evaluate(lever.name, variant(lever.settings), "dev")
         difference = compare(table, before_dev)
         entry = {"lever": lever.name, "what": lever.what, "settings": lever.settings, "dev": difference,
                  "dev_summary": summary_of(table), "kept": keep(difference), "examples": examples(table, before_dev)}
@@ -222,33 +230,25 @@ def run(limit: int | None = None, out_dir: Path | None = None, test: bool = True
             f"[{difference['right_answer_rate']['low']:+.3f}, {difference['right_answer_rate']['high']:+.3f}]"
             f" -> {'kept' if entry['kept'] else 'not kept'}")
     report["guard_false_positives_dev"] = guard_false_positives(before_dev)
-    return confirm(report, out_dir, test=test, evaluate=evaluate, variant=variant, before_dev=before_dev, log=log)
+    return confirm(report, out_dir, test=test, evaluate=evaluate, variant=variant, answered=answered, log=log)
 
 
-def confirm(report: dict, out_dir: Path, test: bool = True, evaluate=None, variant=None, before_dev=None,
-            log=print) -> dict:
+def confirm(report: dict, out_dir: Path, test: bool = True, evaluate=None, variant=None,
+            answered: dict | None = None, log=print) -> dict:
     """Apply the keep rule to the dev results, run the kept levers together on dev (when more than one) and on
-    test against the app before the levers, and write the report. Rows already on disk are read, not re-answered."""
-    from contoso_chat.assistant import ContosoChat
-    from contoso_chat.evaluation.run import evaluate_variant
-
+    test against the app before the levers, and write the report. A full run passes the tables it `answered`;
+    only a confirmation on its own (no `evaluate` given, as `--confirm-only` calls it) reads rows a run left on
+    disk, so rows of an older version of the app never mix into a full run."""
+    reuse = evaluate is None
     if evaluate is None:
-        base = ContosoChat(answer_cache={}, **BEFORE)
-
-        def variant(settings: dict) -> ContosoChat:
-            return ContosoChat(settings=base.settings, retriever=base.retriever, customers=base.customers,
-                               chat=base.chat, answer_cache=base.answer_cache, **{**BEFORE, **settings})
-
-        def evaluate(name: str, assistant, split: str) -> pd.DataFrame:
-            table, _ = evaluate_variant(name, split, None, engine="direct", out_dir=out_dir / f"{name}-{split}",
-                                        assistant=assistant)
-            if table["failed"].any():
-                raise RuntimeError(f"{int(table['failed'].sum())} answers failed in the {name} run on {split}")
-            return table
+        _, variant, evaluate = runner(out_dir)
+    answered = answered or {}
 
     def stored_or_run(name: str, settings: dict, split: str) -> pd.DataFrame:
         rows = out_dir / f"{name}-{split}" / "rows.jsonl"
-        if rows.exists():
+        if f"{name}-{split}" in answered:
+            return answered[f"{name}-{split}"]
+        if reuse and rows.exists() and name != "kept":  # "kept" rows on disk may hold another set of levers
             return pd.read_json(rows, lines=True)
         return evaluate(name, variant(settings), split)
 
@@ -260,7 +260,7 @@ def confirm(report: dict, out_dir: Path, test: bool = True, evaluate=None, varia
     report.pop("kept_dev", None), report.pop("test", None)
     if kept:
         dev_name = kept[0]["lever"] if len(kept) == 1 else "kept"
-        before_dev = before_dev if before_dev is not None else stored_or_run("before", {}, "dev")
+        before_dev = stored_or_run("before", {}, "dev")
         together = stored_or_run(dev_name, report["kept_settings"], "dev")
         report["kept_dev"] = {"difference": compare(together, before_dev), "summary": summary_of(together)}
         report["kept_rows"] = {"dev": f"{dev_name}-dev"}
