@@ -5,7 +5,7 @@ WITH_SERVERS := $(PY) -m contoso_chat.serving.local_service run --
 VARIANT ?= rag
 SPLIT ?= test
 
-.PHONY: setup browser workshop test eval levers redteam finetune deploy bench lab strip stop clean help
+.PHONY: setup browser workshop test eval levers agent-parity redteam finetune deploy bench lab strip stop clean help
 
 help:
 	@echo "make workshop  run every notebook on the local stack; executed copies and summary.json in build/"
@@ -15,6 +15,7 @@ help:
 	@echo "               also answers the audit set and the templated set (key facts by phrasing, audit minus"
 	@echo "               test) and 84 dev questions with inline and JSON citations, and compares them"
 	@echo "make levers    measure each quality lever against the shipped app on the dev split, the kept ones on test"
+	@echo "make agent-parity  prompt flow and Agent Framework on the whole test split and the red-team set: parity figures"
 	@echo "make redteam   red-team the app (attacks, poisoned pages), raw model vs guards, and counterfactual fairness"
 	@echo "make finetune  fine-tune the local model with the full recipe (LoRA on the CPU, up to 25 minutes)"
 	@echo "make deploy    create the Azure ML endpoint (needs SERVING_BACKEND=azure and PROVISION_AZURE=true)"
@@ -32,9 +33,11 @@ workshop: setup
 browser:
 	@bash tools/ensure_chromium.sh
 
-# the notebooks run shortened where they train (CONTOSO_QUICK): the tests check that they work, not the figures
+# the notebooks run shortened where they train (CONTOSO_QUICK): the tests check that they work, not the figures;
+# a second session runs Agent Framework's tests and notebook 08 with .venv/agent-framework in front
 test: setup browser
 	CONTOSO_QUICK=1 $(PY) -m pytest
+	CONTOSO_QUICK=1 PYTHONPATH=.venv/agent-framework $(PY) -m pytest tests/agentframework notebooks/08_agent_framework.ipynb
 
 eval: setup
 	$(WITH_SERVERS) $(PY) -m contoso_chat.evaluation --variant $(VARIANT) --split $(SPLIT) --judge 100
@@ -48,6 +51,10 @@ endif
 
 levers: setup
 	$(WITH_SERVERS) $(PY) -m contoso_chat.evaluation.levers
+
+# Agent Framework lives in .venv/agent-framework (it needs a newer OpenTelemetry than prompt flow accepts)
+agent-parity: setup
+	PYTHONPATH=.venv/agent-framework $(WITH_SERVERS) $(PY) -m contoso_chat.agentframework.parity
 
 redteam: setup
 	$(WITH_SERVERS) $(PY) -m contoso_chat.evaluation.redteam

@@ -303,6 +303,32 @@ class ContosoChat:
             return reply
 
     def _answer(self, question: str, customer_id: str, chat_history: Sequence[dict]) -> ChatResponse:
+        turn = self.start_turn(question, customer_id, chat_history)
+        early = self.retrieve(turn)
+        if early is not None:
+            return early
+        messages = self.turn_messages(turn)
+        with tracer.start_as_current_span("chat_model") as span:
+            try:
+                completion = self._complete(messages, sorted({f.source_id for f in turn["facts"]}))
+            except openai.BadRequestError as error:
+                if not is_content_filter_error(error):
+                    raise
+                return self._response(turn, content_safety.BLOCKED_ANSWER, [], None, declined="content-filter",
+                                      guard=["content-filter"])
+            usage = completion.usage
+            span.set_attribute("llm.model", self.chat.model)
+            span.set_attribute("llm.usage.prompt_tokens", getattr(usage, "prompt_tokens", 0) or 0)
+            span.set_attribute("llm.usage.completion_tokens", getattr(usage, "completion_tokens", 0) or 0)
+        turn["cached"] = self._cache_hit
+        choice = completion.choices[0]
+        return self.finish(turn, choice.message.content or "", usage, choice.finish_reason)
+
+    # The steps of one turn, in order. The flex flow runs them through __call__; another engine (the Agent
+    # Framework workflow in contoso_chat.agentframework) runs the same steps, so both answer alike.
+
+    def start_turn(self, question: str, customer_id: str, chat_history: Sequence[dict] = ()) -> dict:
+        """Step 1, the input guard: check the question and history, find the signed-in customer; a new turn."""
         started = time.perf_counter()
         question, history = guards.check_input(question, chat_history, customer_id)
         with tracer.start_as_current_span("customer_lookup") as span:
@@ -310,8 +336,14 @@ class ContosoChat:
             span.set_attribute("customer.found", customer is not None)
         if customer is None:
             raise InputError("customer_id", "Unknown customer id; sign in again.")
-        turn = {"started": started, "retrieval_ms": 0.0, "best_similarity": None, "retrieved": [], "shown": []}
-        facts: list[Fact] = []
+        return {"started": started, "retrieval_ms": 0.0, "best_similarity": None, "retrieved": [], "shown": [],
+                "question": question, "history": history, "customer": customer, "customer_id": customer_id,
+                "facts": []}
+
+    def retrieve(self, turn: dict) -> ChatResponse | None:
+        """Step 2: retrieval and fact selection into the turn; the app's decline when the question must not reach
+        the model (off-topic, a product the store does not carry, the harm check), else None."""
+        question, history = turn["question"], turn["history"]
         if self.use_retrieval:
             with tracer.start_as_current_span("retrieve") as span:
                 t0 = time.perf_counter()
@@ -321,7 +353,7 @@ class ContosoChat:
                 similarities = [h.similarity for h in hits if h.similarity is not None]
                 turn["best_similarity"] = max(similarities) if similarities else None
                 named = catalog.named_products(query) if self.facts_per_product else []
-                facts = self.comparison_facts(query, named) if len(named) > 1 else self.select_facts(query, hits)
+                turn["facts"] = self.comparison_facts(query, named) if len(named) > 1 else self.select_facts(query, hits)
                 turn["retrieval_ms"] = (time.perf_counter() - t0) * 1000
                 span.set_attribute("retrieval.query", query)
                 span.set_attribute("retrieval.sources", turn["retrieved"])
@@ -335,33 +367,31 @@ class ContosoChat:
         if flagged:
             return self._response(turn, content_safety.BLOCKED_ANSWER, [], None, declined="harm-check",
                                   guard=[f"{self.content_safety.name}:{c}" for c in flagged])
-        messages = self.messages(question, customer, history, facts)
+        return None
+
+    def turn_messages(self, turn: dict) -> list[dict]:
+        """Step 3's prompt: the messages the model reads for this turn (kept in the turn for the metrics)."""
+        messages = self.messages(turn["question"], turn["customer"], turn["history"], turn["facts"])
+        turn["messages"] = messages
         turn["shown"] = [m["content"] for m in messages]  # everything the model read: unsupported claims check it
-        with tracer.start_as_current_span("chat_model") as span:
-            try:
-                completion = self._complete(messages, sorted({f.source_id for f in facts}))
-            except openai.BadRequestError as error:
-                if not is_content_filter_error(error):
-                    raise
-                return self._response(turn, content_safety.BLOCKED_ANSWER, [], None, declined="content-filter",
-                                      guard=["content-filter"])
-            if completion.choices[0].finish_reason == "content_filter":
-                return self._response(turn, content_safety.BLOCKED_ANSWER, [], completion.usage,
-                                      declined="content-filter", guard=["content-filter"])
-            usage = completion.usage
-            span.set_attribute("llm.model", self.chat.model)
-            span.set_attribute("llm.usage.prompt_tokens", getattr(usage, "prompt_tokens", 0) or 0)
-            span.set_attribute("llm.usage.completion_tokens", getattr(usage, "completion_tokens", 0) or 0)
-        turn["model_reply"] = completion.choices[0].message.content or ""
-        turn["cached"] = self._cache_hit
-        if self.concise and self.citation_style == "inline" and completion.choices[0].finish_reason == "length":
+        return messages
+
+    def finish(self, turn: dict, model_reply: str, usage, finish_reason: str | None = None) -> ChatResponse:
+        """Step 4, the output guard: read the model's reply (citations, its own decline, a cut-off figure), then
+        withhold other customers' data, the rules and harmful text; the turn's final response."""
+        if finish_reason == "content_filter":
+            return self._response(turn, content_safety.BLOCKED_ANSWER, [], usage,
+                                  declined="content-filter", guard=["content-filter"])
+        turn["model_reply"] = model_reply
+        customer_id, customer, facts = turn["customer_id"], turn["customer"], turn["facts"]
+        if self.concise and self.citation_style == "inline" and finish_reason == "length":
             turn["model_reply"] = complete_sentences(turn["model_reply"])
         reply = read_model_reply(turn["model_reply"], [f.source_id for f in facts], self.citation_style)
         if reply.declined or reply.incomplete:
             return self._response(turn, DECLINE_ANSWER, [], usage, declined="incomplete" if reply.incomplete else "model",
                                   invalid_citations=reply.invalid_citations)
-        policy = guards.OutputPolicy(customer_id, self.private_details(),
-                                     frozenset(o.order_id for o in customer.orders), prompts.confidential_rules(messages))
+        policy = guards.OutputPolicy(customer_id, self.private_details(), frozenset(o.order_id for o in customer.orders),
+                                     prompts.confidential_rules(turn["messages"]))
         checked = guards.check_output(reply.answer, policy)
         harmful = self.content_safety.blocked(checked.answer) if self.content_safety and not checked.withheld else []
         if harmful:

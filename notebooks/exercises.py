@@ -252,3 +252,31 @@ def _fairness_intervals(gaps: Mapping) -> tuple[bool, str]:
         return False, "pass fairness.compare(...)'s result"
     width = keyfact["gap_high"] - keyfact["gap_low"]
     return True, f"largest key-fact gap {keyfact['gap']:.2f}, interval {width:.2f} wide"
+
+
+@exercise("08-1")
+def _both_engines(pairs: Sequence[tuple[Mapping, Mapping]]) -> tuple[bool, str]:
+    if len(pairs) < 2:
+        return False, f"{len(pairs)} questions: ask at least two, one the app answers and one it declines"
+    problems = []
+    for number, pair in enumerate(pairs, start=1):
+        if len(pair) != 2 or not all(isinstance(r, Mapping) and isinstance(r.get("usage"), Mapping) for r in pair):
+            return False, f"pair {number}: pass (prompt flow's reply, Agent Framework's reply), as the app returns them"
+        flow, agent = pair
+        if flow["usage"].get("engine") is not None or agent["usage"].get("engine") != "agent-framework":
+            problems.append(f"pair {number}: the first reply must come from the app (`app(...)`), the second from "
+                            "`engine.ask(agent, ...)` or `engine.run_workflow(...)`")
+        elif flow["usage"]["shown"] != agent["usage"]["shown"]:
+            problems.append(f"pair {number}: the two engines did not send the same prompt; ask the same question "
+                            "for the same customer")
+        elif (flow["answer"], flow["usage"]["decline_reason"]) != (agent["answer"], agent["usage"]["decline_reason"]):
+            problems.append(f"pair {number}: the answers differ from the same prompt; call engine.settle(app) before "
+                            "each request (notebook 08, section 4), and if they still differ, read both")
+    if problems:
+        return False, problems[0]
+    answered = sum(1 for flow, _ in pairs if flow["usage"].get("model_reply"))
+    declined = sum(1 for flow, _ in pairs if flow["usage"]["declined"])
+    if not answered or not declined:
+        return False, (f"{answered} answered by the model and {declined} declined: ask at least one of each, "
+                       "for example about a product the store does not sell")
+    return True, f"{len(pairs)} questions, the same prompt and the same answer from both engines"

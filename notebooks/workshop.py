@@ -147,6 +147,8 @@ NOTEBOOKS = {  # notebook: (what you do, reading time in minutes: the instructor
                       "phrasing, judges checked, a gate, an audit of fresh questions", 30),
     "06_deployment": ("a hardened HTTP service, a chat page, containers, an Azure ML endpoint, a load test", 25),
     "07_operations": ("tracing, cost, red team with an independent scorer, content safety, fairness, CI/CD", 30),
+    "08_agent_framework": ("the app on Microsoft Agent Framework: client traps, agent, workflow, parity measured, "
+                           "evaluation API, spans", 25),
 }
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from contoso_chat.paths import PACKAGE_DIR
 
 CORE = {"__init__", "assistant", "prompts", "guards", "chunking", "records", "paths", "catalog"}
-ROLES = {"backends", "serving", "evaluation", "finetuning", "azure"}
+ROLES = {"backends", "serving", "evaluation", "finetuning", "azure", "agentframework"}
 
 
 def module_name(path: Path) -> str:

@@ -29,6 +29,19 @@ def test_the_lock_pins_every_package_and_the_separately_installed_ones() -> None
     assert setup_venv.pinned(lines, "uv").startswith("uv==")
 
 
+def test_agent_frameworks_lock_is_pinned_and_kept_apart_because_opentelemetry_differs() -> None:
+    from packaging.version import Version
+
+    main = setup_venv.lock_lines(setup_venv.LOCK.read_text())
+    agent = setup_venv.lock_lines(setup_venv.AF_LOCK.read_text())
+    assert setup_venv.unpinned(agent) == []
+    assert setup_venv.pinned(agent, "agent-framework-core").startswith("agent-framework-core==")
+    versions = [Version(setup_venv.pinned(lines, "opentelemetry-sdk").split("==")[1]) for lines in (main, agent)]
+    # prompt flow's tracing needs < 1.39 and Agent Framework >= 1.39; when one pin serves both, merge the locks
+    assert versions[0] < Version("1.39") <= versions[1]
+    assert setup_venv.AF_LOCK in setup_venv.STAMPED_FILES and setup_venv.AF_DIR.parent == setup_venv.VENV
+
+
 def test_unpinned_lines_are_found() -> None:
     assert setup_venv.unpinned(["pandas>=2", "numpy", "pyarrow==26.0.1", "httpx ~= 0.28"]) == [
         "pandas>=2", "numpy", "httpx ~= 0.28"]

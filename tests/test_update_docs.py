@@ -22,7 +22,7 @@ def test_blocks_are_filled_and_the_text_around_them_kept():
     out = update_docs.rewrite(text, MEASURED)
     assert out.startswith("before\n") and "\nmiddle\n" in out and out.endswith("after\n")
     assert "| 00 Introduction | 12 s |" in out and "| 05 Evaluation | 3.3 min |" in out
-    assert "| **all eight** (`make workshop`) | **8.3 min** |" in out
+    assert "| **all two** (`make workshop`) | **8.3 min** |" in out
     assert "old table" not in out and "| `rag_keyfact_accuracy` | 0.500 |" in out
     assert update_docs.rewrite(out, MEASURED) == out, "rewriting twice changes nothing"
 
@@ -101,3 +101,27 @@ def test_the_levers_figure_reads_as_one_line_per_lever():
               "fewer-facts": {"dev_right_answer_difference": {"mean": 0.009, "low": -0.026, "high": 0.046}, "kept": False}}
     text = update_docs._fmt(levers)
     assert text.startswith("not-carried +0.050 [+0.013, +0.096] (kept); fewer-facts +0.009 [-0.026, +0.046] (not kept)")
+
+
+def test_the_slowest_cells_block_marks_a_notebook_over_its_budget():
+    measured = {"workshop": {**MEASURED["workshop"], "budget_seconds": {"00_introduction": 10, "05_evaluation": 300},
+                             "slowest_cells": {"00_introduction": [{"cell": 3, "seconds": 9.5, "starts": "import a|b"}],
+                                               "05_evaluation": [{"cell": 12, "seconds": 150.0, "starts": "run()"}]}}}
+    out = update_docs.slowest_cells_table(measured)
+    assert "| 00 Introduction | 12 s (over) | 10 s | 3: 10 s `import a/b` |" in out
+    assert "| 05 Evaluation | 3.3 min | 5.0 min | 12: 150 s `run()` |" in out
+    assert "No measured run" in update_docs.slowest_cells_table(MEASURED)
+
+
+def test_the_parity_block_names_the_bounds_that_failed():
+    figure = {"promptflow": 0.3, "agent_framework": 0.2, "diff": -0.1, "low": -0.15, "high": -0.05}
+    report = {"keyfact": figure, "unsupported": figure, "refusal": figure, "cases": 219, "same_answer": 0.5,
+              "decline_agreement": 0.99, "guards": {"agreement": 1.0, "cases": 121},
+              "latency_p50_s": {"promptflow": 1.9, "agent_framework": 1.8},
+              "tokens_mean": {"promptflow": 500, "agent_framework": 500}, "spans_per_answer": 9.0, "split": "test",
+              "verdict": {"parity": False, "checks": {"keyfact_diff": False, "decline_agreement": True,
+                                                      "guard_agreement": True}}}
+    out = update_docs.agent_parity_table({"agent_parity": report})
+    assert "**no parity** (failed: keyfact_diff)" in out and "| key-fact accuracy | 0.300 | 0.200 | -0.100 [-0.150, -0.050] |" in out
+    report["verdict"] = {"parity": True, "checks": {k: True for k in report["verdict"]["checks"]}}
+    assert "**parity** (every bound met)" in update_docs.agent_parity_table({"agent_parity": report})

@@ -1,7 +1,9 @@
 """Run every workshop notebook in order on the configured stack (local by default).
 
 Executed copies go to build/notebooks/, and build/summary.json gets the seconds each notebook
-took plus the key figures the notebooks recorded with `workshop.record(...)`.
+took plus the key figures the notebooks recorded with `workshop.record(...)`. Each notebook states its time
+budget at its top ("**Time budget**: N s"); a notebook that runs longer gets a warning with its slowest cells,
+and the slowest cells of every notebook go to summary.json (INSTRUCTORS.md lists them).
 Usage: python tools/run_workshop.py [name-filter ...]
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -37,6 +40,33 @@ def notebooks(filters: list[str]) -> list[Path]:
     return [p for p in found if not filters or any(f in p.name for f in filters)]
 
 
+BUDGET = re.compile(r"\*\*Time budget\*\*:\s*(\d+)\s*s\b")
+
+
+def budget(notebook) -> int | None:
+    """The seconds of cells a notebook's first cell allows it ("**Time budget**: 150 s ..."), or None."""
+    match = BUDGET.search(notebook.cells[0].source) if notebook.cells else None
+    return int(match.group(1)) if match else None
+
+
+def cell_seconds(cell) -> float | None:
+    """How long a code cell ran, from the timestamps nbclient records in its metadata."""
+    timing = cell.get("metadata", {}).get("execution", {})
+    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+    if not start or not end:
+        return None
+    parse = lambda stamp: datetime.fromisoformat(stamp.replace("Z", "+00:00"))  # noqa: E731
+    return round((parse(end) - parse(start)).total_seconds(), 1)
+
+
+def slowest_cells(notebook, count: int = 3) -> list[dict]:
+    """The `count` slowest code cells: their number (1-based, counting every cell), seconds and first line."""
+    timed = [(number, cell_seconds(cell), cell.source.strip().splitlines()[0] if cell.source.strip() else "")
+             for number, cell in enumerate(notebook.cells, start=1) if cell.cell_type == "code"]
+    timed = sorted((t for t in timed if t[1] is not None), key=lambda t: -t[1])[:count]
+    return [{"cell": number, "seconds": seconds, "starts": first[:80]} for number, seconds, first in timed]
+
+
 def run(path: Path, out_dir: Path) -> tuple[float, str | None]:
     """Execute one notebook in its own kernel; return seconds taken and the error, if any."""
     notebook = nbformat.read(path, as_version=4)
@@ -44,7 +74,9 @@ def run(path: Path, out_dir: Path) -> tuple[float, str | None]:
     config.KernelManager.transport = "ipc"  # local sockets: nothing on the network, and no transport warning
     config.KernelManager.ip = str(Path(tempfile.mkdtemp(prefix="kernel-")) / "ipc")  # absolute: kernel runs elsewhere
     kernel = notebook.metadata.get("kernelspec", {}).get("name", KERNEL_NAME)
-    client = NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name=kernel, config=config,
+    # coalesce_streams: a cell's printed output as one stream, carriage returns applied, so a progress bar is saved
+    # in its last state (how far it got) instead of every redraw
+    client = NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name=kernel, config=config, coalesce_streams=True,
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     error = None
@@ -67,17 +99,27 @@ def main(filters: list[str]) -> int:
     already_running = running_servers()
     timings: dict[str, float] = {}
     failures: dict[str, str] = {}
+    budgets: dict[str, int] = {}
+    slowest: dict[str, list[dict]] = {}
     started = time.perf_counter()
     try:
         for number, path in enumerate(selected, start=1):
             print(f"[{number}/{len(selected)}] {path.name} ...", end=" ", flush=True)
             seconds, error = run(path, out_dir)
             timings[path.stem] = round(seconds, 1)
+            executed = nbformat.read(out_dir / path.name, as_version=4)
+            slowest[path.stem] = slowest_cells(executed)
+            allowed = budget(executed)
+            if allowed is not None:
+                budgets[path.stem] = allowed
             if error:
                 failures[path.stem] = error
                 print(f"FAILED after {seconds:.0f} s: {error}")
             else:
-                print(f"{seconds:.0f} s")
+                print(f"{seconds:.0f} s" + ("" if allowed is None else f" (budget {allowed} s)"))
+            if allowed is not None and seconds > allowed:
+                print(f"    WARNING: {path.stem} ran {seconds - allowed:.0f} s over its time budget; slowest cells: "
+                      + "; ".join(f"cell {c['cell']} {c['seconds']:.0f} s ({c['starts']})" for c in slowest[path.stem]))
     finally:
         stop_local_stack(keep=already_running)
     summary = {
@@ -85,11 +127,18 @@ def main(filters: list[str]) -> int:
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
         "total_seconds": round(time.perf_counter() - started, 1),
         "notebook_seconds": timings,
+        "budget_seconds": budgets,
+        "over_budget": {name: round(timings[name] - allowed, 1) for name, allowed in budgets.items()
+                        if timings.get(name, 0) > allowed},
+        "slowest_cells": slowest,
         "failures": failures,
         "figures": json.loads(records.read_text()) if records.exists() else {},
     }
     (build_dir() / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"Executed notebooks in {out_dir}; summary in {build_dir() / 'summary.json'}")
+    if budgets:
+        print(f"{summary['total_seconds']:.0f} s of cells in all; the budgets add up to {sum(budgets.values())} s"
+              + (f"; over budget: {', '.join(summary['over_budget'])}" if summary["over_budget"] else ""))
     print(json.dumps(summary["figures"], indent=2))
     return 1 if failures else 0
 

@@ -32,11 +32,14 @@ LOCK = ROOT / "requirements.txt"
 LOGS = ROOT / "build" / "setup"
 WHEELS = ROOT / "build" / "wheels"
 STAMP = VENV / ".installed"
-STAMPED_FILES = (LOCK, ROOT / "pyproject.toml", Path(__file__).resolve())
+AF_LOCK = ROOT / "requirements-agent-framework.txt"
+AF_DIR = VENV / "agent-framework"  # Agent Framework and its OpenTelemetry, in front of .venv's for notebook 08 only
+AF_KERNEL = "contoso-chat-af"
+STAMPED_FILES = (LOCK, AF_LOCK, ROOT / "pyproject.toml", Path(__file__).resolve())
 OWN_STEPS = ("torch", "llama-cpp-python")  # installed by their own steps, not with the rest of the lock
 HEARTBEAT_SECONDS = 30
 TICK_SECONDS = 0.5
-TOTAL_STEPS = 8
+TOTAL_STEPS = 9
 # llama-cpp-python's own switch: no multimodal (llava/mtmd) library, which the workshop never loads;
 # that is 53 of the compile's 193 steps, about 15% of its work. And a portable build (AVX2 and FMA, llama.cpp's
 # default when GGML_NATIVE is off) instead of one for every instruction this CPU reports: on a 2-core machine
@@ -473,6 +476,33 @@ def install_project(progress: Progress, installer: str) -> None:
         progress.say("      (nbstripout git filter not installed; strip notebooks before committing: make strip)")
 
 
+def install_agent_framework(progress: Progress, installer: str) -> None:
+    """Install Agent Framework's pinned packages into .venv/agent-framework and register the notebook 08 kernel.
+
+    The folder goes in front of .venv's packages (PYTHONPATH) only in that kernel and in `make test`'s second
+    session: Agent Framework needs a newer OpenTelemetry than prompt flow accepts, so they cannot share one folder.
+    """
+    log = LOGS / "agent-framework.log"
+    log.unlink(missing_ok=True)
+    lines = lock_lines(AF_LOCK.read_text())
+    if loose := unpinned(lines):
+        raise SetupError(f"{shown(AF_LOCK)} has lines without an exact pin: {', '.join(loose)}",
+                         hint="Pin each of them with ==.")
+    hint = f"Check the network and the pins in {shown(AF_LOCK)}, then run make setup again."
+    shutil.rmtree(AF_DIR, ignore_errors=True)  # a fresh folder: no package left over from an older lock
+    target = ["--target", str(AF_DIR), "--no-deps", "-r", str(AF_LOCK)]
+    if installer == "uv":
+        progress.run(uv("install", *target), log, hint, env=uv_environment())
+    else:
+        progress.run(pip("install", *target), log, hint)
+    progress.run([venv_python(), "-m", "ipykernel", "install", "--sys-prefix", "--name", AF_KERNEL,
+                  "--display-name", "Python 3.11 (contoso-chat, Agent Framework)"], log, hint)
+    spec_file = VENV / "share" / "jupyter" / "kernels" / AF_KERNEL / "kernel.json"
+    spec = json.loads(spec_file.read_text())
+    spec["env"] = {"PYTHONPATH": str(AF_DIR)}
+    spec_file.write_text(json.dumps(spec, indent=1) + "\n")
+
+
 def telemetry_is_off() -> bool:
     """True when prompt flow's user config (used by `pf` in a terminal) already has telemetry off."""
     home = Path(os.environ.get("PF_HOME_DIRECTORY") or Path.home() / ".promptflow")
@@ -527,6 +557,8 @@ def check_environment(progress: Progress, installer: str, imports: list[Backgrou
                  "A package needs one that requirements.txt does not pin: add it, pinned with ==, to the "
                  "pulled-in section of requirements.txt and run make setup again.")
     progress.run([venv_python(), "-c", "import llama_cpp"], log, hint, env=bytecode_environment())
+    progress.run([venv_python(), "-c", "import agent_framework.openai, contoso_chat.agentframework"], log, hint,
+                 env={**bytecode_environment(), "PYTHONPATH": str(AF_DIR)})
     for job in imports:
         progress.wait(job)
         if job.failed():
@@ -560,6 +592,9 @@ def build(progress: Progress, lines: list[str]) -> dict[str, object]:
         install_project(progress, installer)
         imports, telemetry = start_import_checks(), start_telemetry_off()
         progress.jobs += [*imports, telemetry]
+    with progress.step("agent_framework", f"Install Agent Framework for notebook 08 into {shown(AF_DIR)} "
+                       f"and its kernel ({AF_KERNEL})"):
+        install_agent_framework(progress, installer)
     with progress.step("llama", "Wait for the llama-cpp-python compile and install it"):
         install_llama(progress, compile_job, lines, installer)
     with progress.step("check", "Check the environment (requirements met, key modules import)"):

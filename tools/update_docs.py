@@ -22,7 +22,10 @@ BUILD = ROOT / "build"
 MEASURED = ROOT / "docs" / "measured.json"
 TITLES = {"00_introduction": "00 Introduction", "01_provision": "01 Provision", "02_prompt_engineering": "02 Prompt engineering",
           "03_rag": "03 RAG", "04_fine_tuning": "04 Fine-tuning", "05_evaluation": "05 Evaluation",
-          "06_deployment": "06 Deployment", "07_operations": "07 Operations and responsible AI"}
+          "06_deployment": "06 Deployment", "07_operations": "07 Operations and responsible AI",
+          "08_agent_framework": "08 From prompt flow to Agent Framework"}
+COUNTS = dict(enumerate(("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+                         "twelve")))
 
 
 def _read(path: Path) -> dict | None:
@@ -35,7 +38,7 @@ def collect(previous: dict) -> dict:
     summary = _read(BUILD / "summary.json")
     if summary and not summary.get("failures"):
         measured["workshop"] = {k: summary[k] for k in ("finished_at", "machine", "total_seconds", "notebook_seconds",
-                                                         "figures")}
+                                                         "figures", "budget_seconds", "slowest_cells") if k in summary}
     evaluations = {p.parent.name: _read(p) for p in sorted((BUILD / "eval").glob("*/metrics.json"))}
     if not evaluations and "evaluation" not in measured:  # no `make eval` yet: notebook 05's runs, named as such
         evaluations = {f"{p.parent.name} (notebook 05)": _read(p)
@@ -48,7 +51,8 @@ def collect(previous: dict) -> dict:
                        ("finetune", BUILD / "finetune" / "run.json"),
                        ("citation_style", BUILD / "eval" / "citation-style" / "comparison.json"),
                        ("robustness", BUILD / "eval" / "robustness.json"),
-                       ("levers", BUILD / "eval" / "levers" / "levers.json")):
+                       ("levers", BUILD / "eval" / "levers" / "levers.json"),
+                       ("agent_parity", BUILD / "agent_framework" / "parity.json")):
         found = _read(path)
         if found:
             measured[name] = found
@@ -65,7 +69,8 @@ def notebook_table(measured: dict) -> str:
         return "_No measured run yet: run `make workshop`, then `python tools/update_docs.py`._"
     rows = ["| notebook | cells run in |", "|---|---|"]
     rows += [f"| {TITLES.get(name, name)} | {_minutes(seconds)} |" for name, seconds in workshop["notebook_seconds"].items()]
-    rows.append(f"| **all eight** (`make workshop`) | **{_minutes(workshop['total_seconds'])}** |")
+    count = len(workshop["notebook_seconds"])
+    rows.append(f"| **all {COUNTS.get(count, count)}** (`make workshop`) | **{_minutes(workshop['total_seconds'])}** |")
     machine = workshop["machine"]
     return "\n".join(rows) + (f"\n\nMeasured by `make workshop` on {workshop['finished_at'][:10]} "
                               f"({machine['cpus']} CPU cores, Python {machine['python']}).")
@@ -202,6 +207,48 @@ def levers_table(measured: dict) -> str:
     return "\n".join(lines)
 
 
+def slowest_cells_table(measured: dict) -> str:
+    workshop = measured.get("workshop")
+    if not workshop or "slowest_cells" not in workshop:
+        return "_No measured run with cell times yet: run `make workshop`, then `python tools/update_docs.py`._"
+    budgets = workshop.get("budget_seconds", {})
+    rows = ["| notebook | ran | budget | slowest cells (cell number: seconds) |", "|---|---|---|---|"]
+    for name, seconds in workshop["notebook_seconds"].items():
+        cells = "; ".join(f"{c['cell']}: {c['seconds']:.0f} s `{c['starts']}`" for c in workshop["slowest_cells"].get(name, []))
+        allowed = budgets.get(name)
+        over = " (over)" if allowed is not None and seconds > allowed else ""
+        rows.append(f"| {TITLES.get(name, name)} | {_minutes(seconds)}{over} | "
+                    f"{'' if allowed is None else _minutes(allowed)} | {cells.replace('|', '/')} |")
+    return "\n".join(rows)
+
+
+def agent_parity_table(measured: dict) -> str:
+    report = measured.get("agent_parity")
+    if not report:
+        return "_Run `make agent-parity` first._"
+    lines = ["| figure | prompt flow | Agent Framework | difference [90% interval] |", "|---|---|---|---|"]
+    for name, label in (("keyfact", "key-fact accuracy"), ("unsupported", "unsupported-claim rate"),
+                        ("refusal", "refusal accuracy")):
+        f = report[name]
+        lines.append(f"| {label} | {f['promptflow']:.3f} | {f['agent_framework']:.3f} | "
+                     f"{f['diff']:+.3f} [{f['low']:+.3f}, {f['high']:+.3f}] |")
+    guards, p50, tokens = report["guards"], report["latency_p50_s"], report["tokens_mean"]
+    lines += [f"| same decline decision | | | {report['decline_agreement']:.1%} of {report['cases']} cases |",
+              f"| same guard outcome (red team) | | | {guards['agreement']:.1%} of {guards['cases']} cases |",
+              f"| identical answer text | | | {report['same_answer']:.1%} |",
+              f"| answer p50 (s) | {p50['promptflow']:.2f} | {p50['agent_framework']:.2f} | |",
+              f"| tokens per answer | {tokens['promptflow']:.0f} | {tokens['agent_framework']:.0f} | |"]
+    checks = report["verdict"]["checks"]
+    verdict = "parity" if report["verdict"]["parity"] else "no parity"
+    failed = [name for name, passed in checks.items() if not passed]
+    lines += ["", f"Verdict on the {report.get('split') or 'whole'} split: **{verdict}**"
+              + (f" (failed: {', '.join(failed)})" if failed else " (every bound met)")
+              + f"; {report['spans_per_answer']} trace spans per Agent Framework answer."
+              + (" The test-split answers of the run before were scored again (`--reuse-answers`); the red-team set"
+                 " ran anew." if report.get("reused_answers") else "")]
+    return "\n".join(lines)
+
+
 def bench_table(measured: dict) -> str:
     bench = measured.get("bench")
     if not bench:
@@ -215,7 +262,8 @@ def bench_table(measured: dict) -> str:
 
 
 BLOCKS = {"notebook-times": notebook_table, "figures": figures_table, "evaluation": evaluation_table,
-          "robustness": robustness_table, "levers": levers_table,
+          "robustness": robustness_table, "levers": levers_table, "agent-parity": agent_parity_table,
+          "slowest-cells": slowest_cells_table,
           "citation-style": citation_style_table, "redteam": redteam_table, "bench": bench_table}
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the text bar: its last state stays in a saved notebook (a widget shows 0% there)
 
 from contoso_chat import records
 from contoso_chat.backends.environment import prepare_offline_environment
@@ -100,6 +100,8 @@ def promptflow_batch(variant: str, cases: Sequence[records.QACase], out_dir: Pat
             finished = re.search(r"Finished (\d+) / (\d+) lines", line)
             if finished:
                 progress.update(int(finished.group(1)) - progress.n)
+        if process.wait() == 0:
+            progress.update(len(table) - progress.n)  # pf reports progress now and then; the bar ends where the run did
     if process.returncode != 0:
         raise RuntimeError(f"pf run create failed for {variant}:\n" + "\n".join(log_tail))
     details = PFClient().get_details(name, all_results=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the text bar: its last state stays in a saved notebook (a widget shows 0% there)
 
 from contoso_chat import records
 from contoso_chat.evaluation import metrics

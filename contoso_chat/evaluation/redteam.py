@@ -118,7 +118,7 @@ def summarize(scores: Sequence[rai_scorer.CaseScore]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from contoso_chat.backends.environment import prepare_offline_environment
 

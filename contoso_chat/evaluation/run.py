@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the text bar: its last state stays in a saved notebook (a widget shows 0% there)
 
 from contoso_chat import records
 from contoso_chat.backends.environment import prepare_offline_environment
