@@ -162,7 +162,7 @@ def test_a_failing_step_names_the_step_the_log_and_the_fix(tmp_path: Path, capsy
                          log, "Check the pins in requirements.txt, then run make setup again.")
     setup_venv.report_failure(progress, failure.value)
     message = capsys.readouterr().err
-    assert "step 1/8 (Install the pinned packages)" in message
+    assert f"step 1/{setup_venv.TOTAL_STEPS} (Install the pinned packages)" in message
     assert "exited with 3" in message
     assert str(log) in message
     assert "No matching distribution for pandas==99" in message
