@@ -37,7 +37,7 @@ browser:
 # a second session runs Agent Framework's tests and notebook 08 with .venv/agent-framework in front
 test: setup browser
 	CONTOSO_QUICK=1 $(PY) -m pytest
-	CONTOSO_QUICK=1 PYTHONPATH=.venv/agent-framework $(PY) -m pytest tests/agentframework notebooks/08_agent_framework.ipynb
+	CONTOSO_QUICK=1 PYTHONPATH=$(CURDIR)/.venv/agent-framework $(PY) -m pytest tests/agentframework notebooks/08_agent_framework.ipynb
 
 eval: setup
 	$(WITH_SERVERS) $(PY) -m contoso_chat.evaluation --variant $(VARIANT) --split $(SPLIT) --judge 100
@@ -54,7 +54,7 @@ levers: setup
 
 # Agent Framework lives in .venv/agent-framework (it needs a newer OpenTelemetry than prompt flow accepts)
 agent-parity: setup
-	PYTHONPATH=.venv/agent-framework $(WITH_SERVERS) $(PY) -m contoso_chat.agentframework.parity
+	PYTHONPATH=$(CURDIR)/.venv/agent-framework $(WITH_SERVERS) $(PY) -m contoso_chat.agentframework.parity
 
 redteam: setup
 	$(WITH_SERVERS) $(PY) -m contoso_chat.evaluation.redteam
