@@ -291,6 +291,7 @@ def check_schema(schema: dict, value: Any, where: str = "body") -> list[str]:
                 problems.append(f"{where}.{key}: the contract has no such property")
         return problems
     checks = {"string": lambda v: isinstance(v, str), "boolean": lambda v: isinstance(v, bool),
+              "array": lambda v: isinstance(v, list),
               "integer": lambda v: isinstance(v, int) and not isinstance(v, bool)}
     if kind in checks and not checks[kind](value):
         return [f"{where}: a {kind}, got {value!r}"]
@@ -319,6 +320,11 @@ REGISTRY_CREATE = {"type": "object", "required": ["location", "sku"], "propertie
     "sku": {"type": "object", "required": ["name"], "properties": {
         "name": {"enum": ["Classic", "Basic", "Standard", "Premium"]}}},
     "properties": {"type": "object", "properties": {"adminUserEnabled": {"type": "boolean"}}}}}
+
+# The endpoint's POST /score (no api-version): the project's own contract, contoso_chat.serving.azureml_scoring. The
+# service's ChatRequest (question, chat_history) plus the customer's sign-in token in the body; nothing else.
+SCORE_REQUEST = {"type": "object", "required": ["question", "customer_token"], "properties": {
+    "question": {"type": "string"}, "customer_token": {"type": "string"}, "chat_history": {"type": "array"}}}
 
 
 # --- which contract describes which request ----------------------------------------------------------------
@@ -373,8 +379,22 @@ OPERATIONS = (
               ("2022-02-01-preview",), _model(ML, "OnlineEndpoint")),
     Operation("GET", rf"{GROUP}/Microsoft\.MachineLearningServices/workspaces/[^/]+/onlineEndpoints/[^/]+",
               ("2022-02-01-preview", "2023-04-01-preview")),
+    Operation("POST", rf"{GROUP}/Microsoft\.MachineLearningServices/workspaces/[^/]+/onlineEndpoints/[^/]+/listKeys",
+              ("2022-02-01-preview", "2023-04-01-preview")),
+    Operation("PUT", rf"{GROUP}/Microsoft\.MachineLearningServices/workspaces/[^/]+/onlineEndpoints/[^/]+/deployments/"
+                     r"[^/]+", ("2023-04-01-preview",), _model(ML, "OnlineDeployment")),
+    Operation("GET", rf"{GROUP}/Microsoft\.MachineLearningServices/workspaces/[^/]+/onlineEndpoints/[^/]+/deployments/"
+                     r"[^/]+", ("2023-04-01-preview",)),
+    Operation("GET", rf"{GROUP}/Microsoft\.MachineLearningServices/workspaces/[^/]+/environments/[^/]+",
+              ("2023-04-01-preview",)),
+    Operation("PUT", rf"{GROUP}/Microsoft\.MachineLearningServices/workspaces/[^/]+/environments/[^/]+/versions/[^/]+",
+              ("2023-04-01-preview",), _model(ML, "EnvironmentVersion")),
+    # the Azure-AsyncOperation URL Azure ML returns for an endpoint or deployment being created (no body)
+    Operation("GET", r"/subscriptions/[^/]+/providers/Microsoft\.MachineLearningServices/locations/[^/]+/"
+                     r"mfeOperationsStatus/[^/]+", ("2022-02-01-preview", "2023-04-01-preview")),
     Operation("PATCH", rf"{GROUP}/Microsoft\.Search/searchServices/[^/]+", ("2023-11-01",), SEARCH_SERVICE_UPDATE),
     Operation("PUT", rf"{GROUP}/Microsoft\.ContainerRegistry/registries/[^/]+", ("2023-07-01",), REGISTRY_CREATE),
+    Operation("GET", rf"{GROUP}/Microsoft\.ContainerRegistry/registries/[^/]+", ("2023-07-01",)),  # Registries_Get
     Operation("PUT", r"/indexes\('[^']+'\)", ("2026-04-01",),
               _model("azure.search.documents.indexes.models", "SearchIndex")),
     Operation("POST", r"/indexes\('[^']+'\)/docs/search\.index", ("2026-04-01",),
@@ -382,6 +402,7 @@ OPERATIONS = (
     Operation("POST", r"/indexes\('[^']+'\)/docs/search\.post\.search", ("2026-04-01",),
               _model(SEARCH_DOCS, "SearchRequest")),
     Operation("GET", r"/indexes\('[^']+'\)/docs/\$count", ("2026-04-01",)),
+    Operation("POST", r"/score", (None,), SCORE_REQUEST),
     Operation("POST", r"/+contentsafety/text:analyze", ("2023-10-01",),
               _model("azure.ai.contentsafety.models", "AnalyzeTextOptions")),
 )
