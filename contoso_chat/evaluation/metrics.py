@@ -238,6 +238,29 @@ def unsupported_claims(answer: str, shown: Iterable[str]) -> list[str]:
     return [claim for claim in claims(answer) if not _stated_in(claim, context)]
 
 
+_PROPER_NAME = re.compile(r"\b[A-Z][a-z]+(?:[ -][A-Z][A-Za-z0-9]+)+\b")
+_NAME_LEADING_WORDS = {"the", "a", "an", "our", "your", "this", "that", "these", "those", "i", "my", "we", "you", "yes",
+                       "no", "hi", "hello", "dear", "sorry", "thanks", "it", "its", "for", "to", "at", "in", "on", "of",
+                       "and", "with", "from", "please", "each", "every", "both", "one", "two", "contact", "visit", "use",
+                       "ask", "call", "try", "see", "check", "buy", "get", "find", "search", "order", "read", "write",
+                       "go", "choose", "pick", "consider", "compare", "also", "then", "but", "or", "if", "when"}
+STORE_NAMES = "Contoso Outdoors Contoso Chat"  # the store and its assistant, which any answer may name
+
+
+def unsupported_names(answer: str, shown: Iterable[str], known: str = STORE_NAMES) -> list[str]:
+    """Names (two or more capitalised words: a store, brand, product or organisation) the answer states with a
+    word that appears in none of the texts the model was shown, nor in `known` (the store's own names)."""
+    words = set(re.findall(r"[a-z0-9]+", " ".join([*shown, known]).lower()))
+    names = []
+    for match in _PROPER_NAME.finditer(answer):
+        parts = match.group(0).replace("-", " ").split()
+        while parts and parts[0].lower() in _NAME_LEADING_WORDS:
+            parts = parts[1:]
+        if len(parts) >= 2 and any(p.lower() not in words for p in parts):
+            names.append(" ".join(parts))
+    return list(dict.fromkeys(names))
+
+
 _SOURCE_ID = r"(?:product-\d+|policy-[a-z]+)"
 _CITATION = re.compile(rf"\[\s*({_SOURCE_ID}(?:\s*[,;]\s*{_SOURCE_ID})*)\s*\]", re.IGNORECASE)
 _FACT_LINE = re.compile(rf"^\[({_SOURCE_ID})\]\s*(.+)$", re.IGNORECASE | re.MULTILINE)
