@@ -237,3 +237,18 @@ def test_pathological_bodies_get_a_json_4xx_never_a_500(settings, tokens, name):
     assert 400 <= response.status_code < 500, f"{name}: {response.status_code} {response.text[:200]}"
     assert response.json()["error"]["message"]
     assert not LEAKY.search(response.text), response.text
+
+
+def test_the_agent_framework_engine_without_its_folder_says_how_to_start_it():
+    """`make test`'s first session has no .venv/agent-framework on the path: choosing that engine must say so."""
+    import importlib.util
+
+    from contoso_chat.backends.settings import ConfigError, resolve
+    from contoso_chat.serving.api import service_engine
+
+    if importlib.util.find_spec("agent_framework") is not None:
+        pytest.skip("Agent Framework is importable here (the second session tests that engine)")
+    with pytest.raises(ConfigError, match="PYTHONPATH=.venv/agent-framework"):
+        service_engine(resolve({"SERVICE_ENGINE": "agent-framework"}), object())
+    app = object()
+    assert service_engine(resolve({}), app) is app

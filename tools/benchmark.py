@@ -1,6 +1,7 @@
 """Print the speed and quality figures that README quotes, measured on this machine.
 
-Usage: python tools/benchmark.py [setup | setup-cold] [model] [rag] [service]   (no argument = model rag service)
+Usage: python tools/benchmark.py [setup | setup-cold] [model] [rag] [service] [service-agent-framework]
+       (no argument = model rag service service-agent-framework)
 Each section prints a small table; nothing here asserts, it measures.
 """
 
@@ -203,8 +204,16 @@ def bench_service() -> None:
     show("HTTP service load test (127.0.0.1)", rows)
 
 
+def bench_service_agent_framework() -> None:
+    """The same load test with each turn run by Agent Framework (SERVICE_ENGINE=agent-framework)."""
+    from contoso_chat.evaluation.loadtest import run_benchmark
+
+    rows = run_benchmark(engine="agent-framework")
+    show("HTTP service load test, Agent Framework engine (127.0.0.1)", rows)
+
+
 SECTIONS = {"setup": bench_setup, "setup-cold": lambda: bench_setup(cold=True), "model": bench_model,
-            "rag": bench_rag, "service": bench_service}
+            "rag": bench_rag, "service": bench_service, "service-agent-framework": bench_service_agent_framework}
 
 
 def main(names: list[str]) -> None:
@@ -217,7 +226,7 @@ def main(names: list[str]) -> None:
     print(json.dumps({"machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]}}))
     already_running = recorded_model() is not None
     try:
-        for name in names or ["model", "rag", "service"]:
+        for name in names or ["model", "rag", "service", "service-agent-framework"]:
             SECTIONS[name]()
     finally:
         if not already_running:

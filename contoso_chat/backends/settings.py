@@ -55,6 +55,9 @@ AUTOMATIC = {
 }
 
 
+SERVICE_ENGINES = ("app", "agent-framework")
+
+
 def _secret(help_text: str) -> Any:
     return Field(default=SecretStr(""), description=help_text)
 
@@ -73,6 +76,9 @@ class Settings(BaseSettings):
         "", description="local or azure; empty = azure when APPLICATIONINSIGHTS_CONNECTION_STRING is set")
     SERVING_BACKEND: str = Field(
         "local", description="local (uvicorn on 127.0.0.1) or azure (Azure ML online endpoint, opt-in)")
+    SERVICE_ENGINE: str = Field(
+        "app", description="what runs each turn in the HTTP service: app (the app's own steps, as the flex flow runs "
+                           "them) or agent-framework (the same steps as an Agent Framework agent)")
     LOCAL_MODEL_VARIANT: str = Field(
         "base", description="base (the bundled SmolLM2-135M-Instruct) or fine-tuned (what `make finetune` exports)")
     LOCAL_MODEL_PATH: str = Field("", description="a GGUF file to serve instead of the bundled SmolLM2-135M-Instruct")
@@ -121,6 +127,14 @@ class Settings(BaseSettings):
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
         return value.strip() if isinstance(value, str) else ("" if value is None else value)
+
+    @field_validator("SERVICE_ENGINE")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        engine = value.lower() or "app"
+        if engine not in SERVICE_ENGINES:
+            raise ValueError(f"SERVICE_ENGINE={value!r} is not one of {', '.join(SERVICE_ENGINES)}; fix it in .env.")
+        return engine
 
     @field_validator("LOCAL_MODEL_VARIANT")
     @classmethod

@@ -39,7 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contoso_chat import guards
 from contoso_chat.serving import tokens
-from contoso_chat.backends.settings import Settings, load_settings
+from contoso_chat.backends.settings import ConfigError, Settings, load_settings
 from contoso_chat.paths import build_dir
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -200,7 +200,7 @@ def create_app(assistant_factory: Callable[[], object] | None = None, settings: 
             return assistant_factory()
         from contoso_chat.assistant import ContosoChat
 
-        return ContosoChat(settings=settings, max_tokens=limits.max_answer_tokens)
+        return service_engine(settings, ContosoChat(settings=settings, max_tokens=limits.max_answer_tokens))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -319,10 +319,24 @@ def create_app(assistant_factory: Callable[[], object] | None = None, settings: 
             "latency_s": round(time.perf_counter() - started, 3), "customer": customer_id,
             **{k: reply["usage"].get(k) for k in ("model", "prompt_tokens", "completion_tokens", "retrieval_ms",
                                                   "declined", "guard")},
+            "engine": reply["usage"].get("engine", "app"),
         })
         return JSONResponse({"answer": reply["answer"], "citations": list(reply["citations"])})
 
     return app
+
+
+def service_engine(settings: Settings, app):
+    """What answers each turn: the app itself, or (SERVICE_ENGINE=agent-framework) its Agent Framework agent."""
+    if settings.get("SERVICE_ENGINE") != "agent-framework":
+        return app
+    try:
+        from contoso_chat.agentframework.service import AgentEngine
+    except ImportError:
+        raise ConfigError("SERVICE_ENGINE=agent-framework needs Agent Framework, which `make setup` installs in "
+                          ".venv/agent-framework: start the service with PYTHONPATH=.venv/agent-framework, or use "
+                          "start_service(engine='agent-framework').") from None
+    return AgentEngine(app)
 
 
 def _upstream_error(error: openai.APIError, limits: Limits) -> ApiError:

@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 from contoso_chat.backends.processes import ManagedServer, listening_port, terminate, wait_until
 
@@ -43,10 +44,12 @@ def get_status(url: str, timeout: float = 5.0) -> int:
         return 0
 
 
-def start_service(port: int = 0, max_queue: int | None = None, timeout_s: float = 180.0) -> RunningService:
+def start_service(port: int = 0, max_queue: int | None = None, timeout_s: float = 180.0,
+                  engine: str | None = None) -> RunningService:
     """Launch `python -m contoso_chat.serving.api` and wait until /ready says the model, index and store are
-    loaded. A service already running with the same settings and answering /ready is shared, not restarted."""
-    wanted = {"max_queue": max_queue, "port": port}
+    loaded. A service already running with the same settings and answering /ready is shared, not restarted.
+    `engine="agent-framework"` runs each turn with Agent Framework (its folder goes on the service's PYTHONPATH)."""
+    wanted = {"max_queue": max_queue, "port": port, **({"engine": engine} if engine else {})}
     with SERVER.lock():
         previous = SERVER.recorded()
         if previous and previous.details.get("settings") == wanted and \
@@ -59,7 +62,7 @@ def start_service(port: int = 0, max_queue: int | None = None, timeout_s: float 
         if max_queue is not None:
             command += ["--max-queue", str(max_queue)]
         started = time.monotonic()
-        process = SERVER.launch(command, env=os.environ.copy())
+        process = SERVER.launch(command, env=service_environment(engine))
         bound = {"port": port}
 
         def ready() -> bool:
@@ -75,6 +78,22 @@ def start_service(port: int = 0, max_queue: int | None = None, timeout_s: float 
         seconds = round(time.monotonic() - started, 2)
         SERVER.remember(process.pid, bound["port"], {"settings": wanted, "started_s": seconds})
         return RunningService(process.pid, bound["port"], seconds)
+
+
+AGENT_FRAMEWORK_DIR = Path(sys.prefix) / "agent-framework"  # where `make setup` installs Agent Framework
+
+
+def service_environment(engine: str | None) -> dict[str, str]:
+    """The service's environment: this one, plus the engine (else SERVICE_ENGINE from .env) and, for Agent
+    Framework, its folder in front."""
+    from contoso_chat.backends.settings import load_settings
+
+    env = os.environ.copy()
+    if engine:
+        env["SERVICE_ENGINE"] = engine
+    if (engine or load_settings().get("SERVICE_ENGINE")) == "agent-framework":
+        env["PYTHONPATH"] = os.pathsep.join([str(AGENT_FRAMEWORK_DIR), *filter(None, [env.get("PYTHONPATH")])])
+    return env
 
 
 def stop_service() -> bool:
