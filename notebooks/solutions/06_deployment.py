@@ -15,14 +15,14 @@ def exercise_1() -> bool:
     token = tokens.issue_token("C1001", tokens.signing_secret(settings))
     app = create_app(assistant_factory=lambda: None, settings=settings, readiness=lambda: {"assistant": True})
     with TestClient(app, raise_server_exceptions=False) as client:
-        statuses = [
+        responses = [
             client.post("/api/chat", json={"question": "hi", "chat_history": [{"role": "tool", "content": "x"}]},
-                        headers={"Authorization": f"Bearer {token}"}).status_code,
+                        headers={"Authorization": f"Bearer {token}"}),
             client.post("/api/chat", content=b'{"question": ' + b"[" * 3000, headers={
-                "Authorization": f"Bearer {token}", "Content-Type": "application/json"}).status_code,
-            client.post("/api/chat", json={"question": "hi"}, headers={"Authorization": "Bearer v1.C1001.1.forged"}).status_code,
+                "Authorization": f"Bearer {token}", "Content-Type": "application/json"}),
+            client.post("/api/chat", json={"question": "hi"}, headers={"Authorization": "Bearer v1.C1001.1.forged"}),
         ]
-    return exercises.check("06-1", statuses)
+    return exercises.check("06-1", responses)
 
 
 def exercise_2() -> bool:
