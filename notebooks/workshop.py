@@ -203,12 +203,15 @@ def prompty_model() -> dict:
 
 
 def read_answer(answer: str, shown: Sequence[str] | str = (), key_facts: Sequence[str] = ()) -> str:
-    """One line that reads an answer for the learner: the key facts it states or misses, and any figure it
-    states that appears nowhere in what the model was shown (computed with the evaluation's own metrics)."""
+    """One line that reads an answer for the learner: the key facts it states or misses, and any figure or name
+    (a store, brand or organisation) it states that appears nowhere in what the model was shown, computed with
+    the evaluation's own metrics. "right" needs every key fact and nothing unsupported; "unchecked" means there
+    was no key fact to check."""
+    from contoso_chat import records
     from contoso_chat.evaluation import metrics
 
     shown = [shown] if isinstance(shown, str) else list(shown)
-    parts = []
+    parts, wrong = [], False
     if key_facts:
         stated = {fact: metrics.fact_stated(fact, answer) for fact in key_facts}
         found = [f.split(" | ")[0] for f, yes in stated.items() if yes]
@@ -220,12 +223,18 @@ def read_answer(answer: str, shown: Sequence[str] | str = (), key_facts: Sequenc
         extra = metrics.extra_figures(answer, key_facts)
         if len(extra) > metrics.MAX_EXTRA_FIGURES:
             parts.append(f"lists {len(extra)} figures nobody asked for, so no key fact counts")
-    invented = metrics.unsupported_claims(answer, shown) if shown else []
-    if invented:
-        parts.append(f"{', '.join(invented)} {'is' if len(invented) == 1 else 'are'} in none of the facts shown")
-    verdict = "wrong" if invented or (key_facts and len(parts) and ("misses" in " ".join(parts) or "nobody asked" in
-                                                                     " ".join(parts))) else "right"
-    return f"{verdict}: " + ("; ".join(parts) if parts else "no figure to check")
+        wrong = bool(missed) or len(extra) > metrics.MAX_EXTRA_FIGURES
+    if shown:
+        catalogue = " ".join(p.name for p in records.products())
+        invented = [*metrics.unsupported_claims(answer, shown),
+                    *metrics.unsupported_names(answer, shown, f"{metrics.STORE_NAMES} {catalogue}")]
+        if invented:
+            parts.append(f"{', '.join(invented)} {'is' if len(invented) == 1 else 'are'} in none of the facts shown")
+            wrong = True
+    else:
+        parts.append("not checked against the facts shown")
+    verdict = "wrong" if wrong else "right" if key_facts and shown else "unchecked"
+    return f"{verdict}: " + ("; ".join(parts) if parts else "no key fact to check, nothing unsupported found")
 
 
 def explain(error: Exception) -> str:

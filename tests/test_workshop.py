@@ -201,6 +201,9 @@ def test_show_settings_lists_every_resource_without_secrets(monkeypatch, capsys)
     ("It is not 2.1 kg.", "wrong", "misses 2.1 kg"),
     ("It weighs 2.1 kg and costs $199.", "wrong", "$199 is in none of the facts shown"),
     ("It weighs 2.1 kg, 1 kg, 2 kg, 3 kg, 4 kg or 5 kg.", "wrong", "lists 5 figures nobody asked for"),
+    ("It weighs 2.1 kg; search for it in the Google Play Store.", "wrong", "Google Play Store is in none of the facts"),
+    ("It weighs 2.1 kg, lighter than Northwind Outfitters tents.", "wrong", "Northwind Outfitters is in none"),
+    ("The Summit Dome 2 Tent from Contoso Outdoors weighs 2.1 kg.", "right", "states 2.1 kg"),
 ])
 def test_a_reading_says_what_was_checked(answer, verdict, says):
     import workshop
@@ -208,3 +211,12 @@ def test_a_reading_says_what_was_checked(answer, verdict, says):
     reading = workshop.read_answer(answer, ["Summit Dome 2 Tent packed weight: 2.1 kg (4 lb 10 oz)"],
                                    ["2.1 kg | 4 lb 10 oz"])
     assert reading.startswith(f"{verdict}:") and says in reading, reading
+
+
+def test_a_reading_without_key_facts_or_facts_shown_is_never_right():
+    import workshop
+
+    shown = ["Summit Dome 2 Tent packed weight: 2.1 kg (4 lb 10 oz)"]
+    assert workshop.read_answer("Happy camping!", shown).startswith("unchecked: no key fact to check")
+    assert workshop.read_answer("It weighs 2.1 kg.", key_facts=["2.1 kg"]).startswith("unchecked: states 2.1 kg")
+    assert workshop.read_answer("Ask Trailhead Labs.", shown).startswith("wrong: Trailhead Labs")
