@@ -176,3 +176,17 @@ def test_prompt_flow_runs_the_flex_flow():
     reply = json.loads(result.stdout[result.stdout.index("{"):])
     assert reply["answer"] and reply["usage"]["retrieved"][0] == "product-1"
     assert set(reply["citations"]) <= set(reply["usage"]["retrieved"]), "citations name only facts that were shown"
+
+
+def test_the_trace_service_is_stopped_without_agent_frameworks_folder_on_the_path(monkeypatch):
+    """make test's second session runs with .venv/agent-framework on PYTHONPATH, where prompt flow cannot import:
+    `pf service stop` must run without it, or the trace service outlives the tests."""
+    from contoso_chat.backends import tracing
+
+    sent = []
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/agent-framework")
+    monkeypatch.setattr(tracing, "port_in_use", lambda port: True)
+    monkeypatch.setattr(tracing.subprocess, "run", lambda command, **kwargs: sent.append((command, kwargs["env"])))
+    assert tracing.stop_trace_service() is True
+    [(command, env)] = sent
+    assert command[-2:] == ["service", "stop"] and "PYTHONPATH" not in env

@@ -127,5 +127,7 @@ def stop_trace_service() -> bool:
         return False
     pf = Path(sys.executable).with_name("pf")
     command = [str(pf)] if pf.exists() else [shutil.which("pf") or "pf"]
-    subprocess.run([*command, "service", "stop"], capture_output=True, timeout=120, env=os.environ.copy())
+    # without PYTHONPATH: Agent Framework's folder in front (make test's second session) breaks prompt flow's import
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([*command, "service", "stop"], capture_output=True, timeout=120, env=env)
     return True
