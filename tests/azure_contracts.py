@@ -359,11 +359,18 @@ SEARCH_DOCS = "azure.search.documents.models._models"
 OPERATIONS = (
     Operation("PUT", rf"{SCOPE}/providers/Microsoft\.Authorization/roleAssignments/[0-9a-f-]{{36}}", ("2022-04-01",),
               _model("azure.mgmt.authorization.v2022_04_01.models", "RoleAssignmentCreateParameters")),
+    # Permissions_ListForResourceGroup and Permissions_ListForResource (the caller's own permissions; the
+    # generated operations spell the group segment `resourcegroups`, and leave an empty parent path as `//`)
+    Operation("GET", r"/subscriptions/[^/]+/resourcegroups/[^/]+/providers/Microsoft\.Authorization/permissions",
+              ("2022-04-01",)),
+    Operation("GET", r"/subscriptions/[^/]+/resourcegroups/[^/]+/providers/[^/]+/(?:[^/]+/[^/]+/)*/?[^/]+/[^/]+/"
+                     r"providers/Microsoft\.Authorization/permissions", ("2022-04-01",)),
     Operation("PUT", rf"{GROUP}/Microsoft\.ManagedIdentity/userAssignedIdentities/[^/]+", ("2024-11-30",),
               _model("azure.mgmt.msi.v2024_11_30.models", "Identity")),
     Operation("GET", rf"{GROUP}/Microsoft\.ManagedIdentity/userAssignedIdentities/[^/]+", ("2024-11-30",)),
     Operation("PUT", rf"{GROUP}/Microsoft\.DocumentDB/databaseAccounts/[^/]+/sqlRoleAssignments/[0-9a-f-]{{36}}",
               ("2026-03-15",), _model(COSMOS, "SqlRoleAssignmentCreateUpdateParameters")),
+    Operation("GET", rf"{GROUP}/Microsoft\.DocumentDB/databaseAccounts/[^/]+/sqlRoleAssignments", ("2026-03-15",)),
     Operation("PUT", rf"{GROUP}/Microsoft\.DocumentDB/databaseAccounts/[^/]+/sqlDatabases/[^/]+", ("2026-03-15",),
               _model(COSMOS, "SqlDatabaseCreateUpdateParameters")),
     Operation("PUT", rf"{GROUP}/Microsoft\.DocumentDB/databaseAccounts/[^/]+/sqlDatabases/[^/]+/containers/[^/]+",

@@ -182,10 +182,10 @@ def test_preflight_follows_next_link_and_reports_retirement():
                else "models" if "/models" in path else "locations")
         return pages[key]
 
-    checks = {c.check: c for c in provisioning.preflight(settings, get_token=lambda: "t", get=get,
+    checks = {c.check: c for c in provisioning.preflight(settings, get_token=lambda: "t", get=get, roles=lambda s: [],
                                                          today=dt.date(2026, 1, 1))}
     chat = checks["model gpt-4o-mini 2024-07-18 (GlobalStandard)"]
     assert chat.status == "ok" and "2026-02-15" in chat.detail and "soon" in chat.detail
-    later = {c.check: c for c in provisioning.preflight(settings, get_token=lambda: "t", get=get,
+    later = {c.check: c for c in provisioning.preflight(settings, get_token=lambda: "t", get=get, roles=lambda s: [],
                                                         today=dt.date(2026, 3, 1))}
     assert later["model gpt-4o-mini 2024-07-18 (GlobalStandard)"].status == "failed"

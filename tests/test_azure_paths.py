@@ -143,7 +143,16 @@ def test_preflight_reports_each_check_from_the_resource_manager():
                     "registrationState": "NotRegistered" if namespace == "Microsoft.ContainerRegistry" else "Registered"}
         return answers["usages" if "/usages" in path else "models" if "/models" in path else "locations"]
 
-    checks = {c.check: c for c in provisioning.preflight(settings, get_token=lambda: "token", get=fake_get)}
+    asked = []
+
+    def your_roles(given):
+        asked.append(given)
+        return [provisioning.Check("role Contributor (provision)", "failed", "missing")]
+
+    checks = {c.check: c for c in provisioning.preflight(settings, get_token=lambda: "token", get=fake_get,
+                                                         roles=your_roles)}
+    assert asked == [settings] and checks["role Contributor (provision)"].status == "failed", \
+        "your roles are part of the pre-flight table"
     assert checks["region"].status == "ok"
     assert checks["model gpt-4o-mini 2024-07-18 (GlobalStandard)"].status == "ok"
     assert checks["quota gpt-4o-mini"].status == "ok" and "90K TPM free" in checks["quota gpt-4o-mini"].detail

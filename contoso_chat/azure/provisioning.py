@@ -17,6 +17,7 @@ from typing import Any, Callable
 from contoso_chat.azure import data_load, identity, names
 from contoso_chat.azure.clients import ARM, ARM_SCOPE, arm_client, authorization_client, ml_client, msi_client
 from contoso_chat.azure.opt_in import opted_in, require_opt_in
+from contoso_chat.azure.roles import Check, role_checks
 from contoso_chat.azure.endpoint import DEFAULT_P95_S, DEFAULT_STARTUP_S, build_endpoint, endpoint_document
 from contoso_chat.azure.model_deployments import DEPLOYMENTS, ModelDeployment, availability
 from contoso_chat.azure.yaml_view import plain, redact, to_yaml
@@ -176,15 +177,6 @@ def plan_yaml(plan: Plan) -> str:
     return to_yaml(document)
 
 
-@dataclass(frozen=True)
-class Check:
-    """One pre-flight check."""
-
-    check: str
-    status: str  # ok, failed, skipped
-    detail: str
-
-
 def arm_get(path: str, token: str, timeout: float = 20.0) -> dict:
     """GET an Azure Resource Manager path (or a full nextLink URL) with a bearer token."""
     import requests
@@ -215,9 +207,19 @@ def get_all(get: Callable[[str, str], dict], path: str, token: str) -> list[dict
     return items
 
 
+def _your_roles(settings: Settings) -> list[Check]:
+    try:
+        return role_checks(settings, "provision")
+    except Exception as error:  # a check that cannot run is reported, never a crash of the pre-flight table
+        return [Check("roles", "failed", f"could not read your permissions ({type(error).__name__}); "
+                                         "run `python -m contoso_chat.azure.roles` to see why")]
+
+
 def preflight(settings: Settings, get_token: Callable[[], str | None] = _arm_token,
-              get: Callable[[str, str], dict] = arm_get, today: dt.date | None = None) -> list[Check]:
-    """Sign-in, region, model availability and retirement, and quota, each checked where the APIs allow."""
+              get: Callable[[str, str], dict] = arm_get, today: dt.date | None = None,
+              roles: Callable[[Settings], list[Check]] = _your_roles) -> list[Check]:
+    """Sign-in, region, resource providers, model availability and retirement, quota, and your roles
+    (contoso_chat.azure.roles), each checked where the APIs allow."""
     from azure.mgmt.cognitiveservices.models import Model
 
     subscription, location = settings.get("AZURE_SUBSCRIPTION_ID"), settings.get("AZURE_LOCATION")
@@ -255,7 +257,7 @@ def preflight(settings: Settings, get_token: Callable[[], str | None] = _arm_tok
                                 f"{free:.0f}K TPM free, {d.capacity}K needed"))
         else:
             checks.append(Check(f"quota {d.model}", "skipped", "no usage entry returned for this model and SKU"))
-    return checks
+    return checks + roles(settings)
 
 
 def put_and_wait(client, resource: str, api_version: str, body: dict, attempts: int = 60, pause_s: float = 5.0) -> dict:
