@@ -13,6 +13,7 @@ from typing import Sequence
 
 import openai
 
+from contoso_chat.agentframework import spans
 from contoso_chat.agentframework.engine import ENGINE, ask, contoso_agent
 from contoso_chat.assistant import ChatResponse, ContosoChat
 from contoso_chat.backends import content_safety
@@ -38,6 +39,7 @@ class AgentEngine:
     def __init__(self, app: ContosoChat, client=None) -> None:
         self.app = app
         self.agent = contoso_agent(app, client)
+        self.tracing = spans.start_azure_monitor(app.settings)  # Application Insights when configured, else None
 
     def __call__(self, question: str, customer_id: str, chat_history: Sequence[dict] = ()) -> ChatResponse:
         try:

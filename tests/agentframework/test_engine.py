@@ -171,3 +171,70 @@ def test_on_azure_the_agent_calls_the_deployment_with_the_key_and_api_version():
     assert request.headers["api-key"] == key
     assert model.requests[0]["max_completion_tokens"] == 96 and "max_tokens" not in model.requests[0]
     assert response.text == model.reply
+
+
+class FakeIngestion:
+    """Application Insights' ingestion endpoint on 127.0.0.1: records each telemetry item it is sent."""
+
+    def __init__(self) -> None:
+        import gzip
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        items = self.items = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                sent = json.loads(body)
+                items.extend(sent if isinstance(sent, list) else [sent])
+                reply = json.dumps({"itemsReceived": len(sent), "itemsAccepted": len(sent), "errors": []}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.connection_string = ("InstrumentationKey=00000000-0000-0000-0000-00000000cafe;"
+                                  f"IngestionEndpoint=http://127.0.0.1:{self.server.server_port}/")
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_with_a_connection_string_every_span_of_an_answer_reaches_application_insights(app, client):
+    ingestion = FakeIngestion()
+    try:
+        settings = resolve({"APPLICATIONINSIGHTS_CONNECTION_STRING": ingestion.connection_string})
+        collected = tracing.collector(settings)
+        engine.run_workflow(app, client, QUESTION, CUSTOMER)
+        assert tracing.flush()
+        kept = collected.finished()
+        sent = [i for i in ingestion.items if i["name"].endswith((".RemoteDependency", ".Request"))]
+        assert len(sent) == len(kept) >= 5, "each span the notebook shows is one telemetry item"
+        assert {i["iKey"] for i in sent} == {"00000000-0000-0000-0000-00000000cafe"}
+        assert {i["tags"]["ai.cloud.role"] for i in sent} == {tracing.SERVICE_NAME}
+        names = {i["data"]["baseData"]["name"] for i in sent}
+        assert {s.name for s in kept} <= names, names
+        properties = [i["data"]["baseData"].get("properties", {}) for i in sent]
+        assert any(p.get("gen_ai.usage.input_tokens") == "321" for p in properties), "the model call's tokens"
+        traces = tracing.by_trace(kept)  # building the workflow is a trace of its own, then the run's
+        assert len({i["tags"]["ai.operation.id"] for i in sent}) == len(traces) == 2
+        # without the setting nothing is sent
+        tracing.stop_azure_monitor()
+        before = len(ingestion.items)
+        tracing.collector(resolve({}))
+        engine.run_workflow(app, client, QUESTION, CUSTOMER)
+        tracing.flush()
+        assert len(ingestion.items) == before
+    finally:
+        tracing.stop_azure_monitor()
+        ingestion.close()

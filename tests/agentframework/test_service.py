@@ -23,7 +23,7 @@ from contoso_chat.evaluation.loadtest import bad_requests
 from contoso_chat.serving import local_service, tokens as sign_in
 from contoso_chat.serving.api import create_app, service_engine
 
-from test_engine import MODEL, QUESTION, FakeModel
+from test_engine import MODEL, QUESTION, FakeIngestion, FakeModel
 
 SECRET = {"CONTOSO_API_SECRET": "a-test-signing-secret-of-enough-length"}
 
@@ -115,3 +115,22 @@ def test_the_local_service_starts_with_agent_frameworks_folder_in_front():
     assert (local_service.AGENT_FRAMEWORK_DIR / "agent_framework").is_dir()
     assert local_service.service_environment(None).get("PYTHONPATH") == os.environ.get("PYTHONPATH") or \
         os.environ.get("SERVICE_ENGINE") == "agent-framework"
+
+
+def test_the_service_on_agent_framework_sends_its_spans_to_application_insights_when_configured():
+    from contoso_chat.agentframework import spans
+
+    ingestion = FakeIngestion()
+    try:
+        app = local_app(FakeModel())
+        app.settings = resolve({**SECRET, "APPLICATIONINSIGHTS_CONNECTION_STRING": ingestion.connection_string})
+        with service(app, FakeModel()) as client:
+            assert ask(client).status_code == 200
+        assert spans.flush()
+        names = {i["data"]["baseData"].get("name") for i in ingestion.items}
+        assert "invoke_agent contoso-chat" in names and "retrieve" in names, names
+    finally:
+        spans.stop_azure_monitor()
+        ingestion.close()
+    quiet = local_app(FakeModel())
+    assert AgentEngine(quiet, engine.chat_client(quiet)).tracing is None, "no connection string, nothing sent"
