@@ -238,3 +238,41 @@ def test_with_a_connection_string_every_span_of_an_answer_reaches_application_in
     finally:
         tracing.stop_azure_monitor()
         ingestion.close()
+
+
+def test_the_whole_workflow_runs_on_azure_openai_with_the_apps_facts_guards_and_decoding():
+    """The same agent and workflow with CHAT_BACKEND=azure: every model call goes to the deployment, the facts and
+    the customer's orders are in the prompt, the output guard still reads the answer."""
+    key = "fake-key-for-tests-0001"
+    settings = resolve({"CHAT_BACKEND": "azure", "AZURE_OPENAI_ENDPOINT": "https://contoso-aoai.openai.azure.com",
+                        "AZURE_OPENAI_API_KEY": key, "AZURE_OPENAI_API_VERSION": "2024-10-21",
+                        "AZURE_OPENAI_CHAT_DEPLOYMENT": "gpt-4o-mini"})
+    seen: list[httpx.Request] = []
+    model = FakeModel()
+    model.reply = "The Summit Dome 2 Tent weighs 2.1 kg [product-1]."
+
+    def azure(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return model(request)
+
+    sync = openai.AzureOpenAI(azure_endpoint="https://contoso-aoai.openai.azure.com", api_key=key,
+                              api_version="2024-10-21", max_retries=0,
+                              http_client=httpx.Client(transport=httpx.MockTransport(azure)))
+    azure_app = ContosoChat(settings=settings, chat=ChatTarget(sync, "gpt-4o-mini", "azure", "contoso-aoai"))
+    client = engine.chat_client(azure_app, httpx.AsyncClient(transport=httpx.MockTransport(azure)))
+    flow = azure_app(QUESTION, CUSTOMER)
+    agent = engine.run_workflow(azure_app, client, QUESTION, CUSTOMER)
+    assert len(seen) == 2 and {r.url.path for r in seen} == {"/openai/deployments/gpt-4o-mini/chat/completions"}
+    assert {r.url.params["api-version"] for r in seen} == {"2024-10-21"}
+    assert {r.headers["api-key"] for r in seen} == {key}
+    flow_body, agent_body = model.requests
+    assert agent_body["messages"] == flow_body["messages"], "the same prompt on Azure as through the flex flow"
+    customer = next(c for c in records.customers() if c.id == CUSTOMER)
+    assert "Facts:" in agent_body["messages"][0]["content"]
+    assert f"Customer: {customer.first_name}" in agent_body["messages"][0]["content"]
+    assert agent_body["max_completion_tokens"] == azure_app.max_tokens and "extra_body" not in agent_body
+    same(flow, agent)
+    other = next(c for c in records.customers() if c.id != CUSTOMER)
+    model.reply = f"Your tent ships to {other.address.street}."  # another customer's street: the guard reads it
+    withheld = engine.run_workflow(azure_app, client, QUESTION, CUSTOMER)
+    assert withheld["usage"]["declined"] and other.address.street not in withheld["answer"]
