@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -247,6 +248,27 @@ def redteam_cases(root: Path | None = None, split: Split | None = None) -> list[
 def prices(root: Path | None = None) -> list[Price]:
     """Token prices per model, `data/pricing.csv`."""
     return read_csv((root or data_dir()) / "pricing.csv", Price)
+
+
+PRICE_LIST_MAX_AGE_MONTHS = 6  # list prices change; older ones get a warning wherever a cost is shown
+
+
+def price_list_age(price_rows: list[Price], today: dt.date | None = None) -> tuple[dt.date, int]:
+    """The oldest price date in the list and its age in whole months."""
+    today = today or dt.date.today()
+    oldest = min(dt.date.fromisoformat(p.price_date) for p in price_rows)
+    months = (today.year - oldest.year) * 12 + today.month - oldest.month - (today.day < oldest.day)
+    return oldest, max(months, 0)
+
+
+def price_warning(price_rows: list[Price] | None = None, today: dt.date | None = None) -> str | None:
+    """A warning to show beside costs when the list prices are older than PRICE_LIST_MAX_AGE_MONTHS, else None."""
+    oldest, months = price_list_age(price_rows if price_rows is not None else prices(), today)
+    if months <= PRICE_LIST_MAX_AGE_MONTHS:
+        return None
+    return (f"The list prices in data/pricing.csv date from {oldest.isoformat()}, {months} months ago: costs here "
+            "are estimates at those prices. Check the Azure OpenAI pricing page, and update the file's rows and "
+            "dates, before you quote a cost.")
 
 
 def source_ids(root: Path | None = None) -> set[str]:

@@ -287,3 +287,16 @@ def test_a_broken_file_names_file_line_and_field(tmp_path):
     path.write_text(good[0] + "\n{not json\n", encoding="utf-8")
     with pytest.raises(records.DataError, match=r"qa\.jsonl line 2: not valid JSON"):
         records.read_jsonl(path, records.QACase)
+
+
+def test_costs_from_an_old_price_list_come_with_a_warning_and_fresh_ones_do_not():
+    import datetime as dt
+
+    rows = records.prices()
+    oldest, _ = records.price_list_age(rows)
+    assert records.price_warning(rows, today=oldest + dt.timedelta(days=150)) is None, "five months: still current"
+    assert records.price_list_age(rows, today=oldest.replace(year=oldest.year + 1))[1] == 12
+    late = records.price_warning(rows, today=oldest.replace(year=oldest.year + 1))
+    assert late and oldest.isoformat() in late and "12 months" in late and "pricing page" in late
+    one_new_row = [row.model_copy(update={"price_date": "2099-01-01"}) for row in rows[:1]] + rows[1:]
+    assert records.price_list_age(one_new_row)[0] == oldest, "the oldest row decides"
