@@ -125,3 +125,22 @@ def test_the_parity_block_names_the_bounds_that_failed():
     assert "**no parity** (failed: keyfact_diff)" in out and "| key-fact accuracy | 0.300 | 0.200 | -0.100 [-0.150, -0.050] |" in out
     report["verdict"] = {"parity": True, "checks": {k: True for k in report["verdict"]["checks"]}}
     assert "**parity** (every bound met)" in update_docs.agent_parity_table({"agent_parity": report})
+
+
+def test_each_key_figure_names_the_notebook_that_records_it_and_shows_its_sample():
+    for quantity, key, sample, notebook in update_docs.KEY_FIGURES:
+        text = (ROOT / "notebooks" / f"{notebook}.ipynb").read_text()
+        assert key in text or key.rsplit("_", 2)[0] in text, f"{key} is not recorded by notebook {notebook}"
+    measured = {"workshop": {"finished_at": "2026-12-01T10:00:00", "figures": {
+        "eval_served_model": "tiny-model", "keyfact_accuracy_rag": 0.25, "finetune_keyfact_test_ft_rag": 0.5,
+        "eval_keyfact_accuracy_test": {"mean": 0.3, "low": 0.2, "high": 0.4, "n": 200}}}}
+    out = update_docs.key_figures_table(measured)
+    rows = {line.rsplit("(`", 1)[1].split("`)")[0]: line for line in out.splitlines() if line.startswith("| ") and "(`" in line}
+    assert set(rows) == {key for _, key, _, _ in update_docs.KEY_FIGURES}
+    assert "| 0.250 | notebook 03's sample" in rows["keyfact_accuracy_rag"]
+    assert "`tiny-model`" in rows["keyfact_accuracy_rag"] and "[03](notebooks/03_rag.ipynb)" in rows["keyfact_accuracy_rag"]
+    assert "| 0.300 [0.200, 0.400] (n=200) | the whole test split" in rows["eval_keyfact_accuracy_test"]
+    assert "fine-tuned model of notebook 04" in rows["finetune_keyfact_test_ft_rag"]
+    assert "tiny-model" not in rows["finetune_keyfact_test_ft_rag"], "a fine-tuned figure is not the base model's"
+    assert out.count("not measured in the last run") == len(update_docs.KEY_FIGURES) - 3
+    assert update_docs.key_figures_table({}) == "_No measured run yet._"

@@ -96,6 +96,58 @@ def figures_table(measured: dict) -> str:
                      + [f"| `{name}` | {_fmt(value)} |" for name, value in sorted(figures.items())])
 
 
+# The same quantity is measured in several places, on different samples: one row per measurement, so a reader sees
+# why the values differ. (quantity, summary.json figure, sample or split, notebook that records it)
+KEY_FIGURES = (
+    ("key-fact accuracy, RAG", "keyfact_accuracy_rag", "notebook 03's sample of test questions", "03_rag"),
+    ("key-fact accuracy, RAG", "finetune_keyfact_test_base_rag", "notebook 04's sample of test questions",
+     "04_fine_tuning"),
+    ("key-fact accuracy, RAG", "eval_keyfact_accuracy_test", "the whole test split (customers' words)",
+     "05_evaluation"),
+    ("key-fact accuracy, RAG", "eval_keyfact_templated_test", "the templated set's test split (easier wording)",
+     "05_evaluation"),
+    ("key-fact accuracy, RAG", "eval_audit_keyfact_accuracy", "the audit set (written after tuning, by someone "
+     "who never saw the split)", "05_evaluation"),
+    ("key-fact accuracy, fine-tuned + RAG", "finetune_keyfact_test_ft_rag", "notebook 04's sample of test questions",
+     "04_fine_tuning"),
+    ("unsupported-claim rate", "finetune_unsupported_claim_rate_base_rag", "notebook 04's sample", "04_fine_tuning"),
+    ("unsupported-claim rate", "eval_unsupported_claim_rate", "the whole test split", "05_evaluation"),
+    ("unsupported-claim rate, fine-tuned", "finetune_unsupported_claim_rate_ft_rag", "notebook 04's sample",
+     "04_fine_tuning"),
+    ("refusal accuracy", "eval_refusal_accuracy_test", "the whole test split", "05_evaluation"),
+    ("refusal accuracy, fine-tuned", "finetune_refusal_accuracy_ft_rag", "notebook 04's sample", "04_fine_tuning"),
+    ("first answer (s)", "first_answer_seconds", "one question, model already loaded", "00_introduction"),
+    ("answer latency p50 (s)", "answer_p50_seconds_rag", "notebook 03's RAG sample", "03_rag"),
+    ("answer latency p50 (s)", "eval_answer_p50_s", "the whole test split, answered one after another",
+     "05_evaluation"),
+    ("answer latency p50 (s)", "traced_request_p50_s", "six traced questions (tracing on)", "07_operations"),
+    ("answer latency p50 (s)", "af_answer_p50_seconds", "the parity sample, on Agent Framework",
+     "08_agent_framework"),
+    ("hybrid retrieval p50 (ms)", "retrieval_p50_ms", "the evaluation questions, one search each", "03_rag"),
+    ("service under 16 users: requests shed", "load_16_users_shed", "the bounded load test", "06_deployment"),
+    ("red-team scorer recall", "redteam_scorer_recall", "88 planted leaks in 12 families", "07_operations"),
+    ("fairness: largest key-fact gap", "fairness_max_keyfact_gap", "names and tiers, a few questions each",
+     "07_operations"),
+)
+FINE_TUNED = "the fine-tuned model of notebook 04 (its own training, or `make finetune`'s when present)"
+
+
+def key_figures_table(measured: dict) -> str:
+    """One row per measurement of the workshop's key quantities: value, sample, model and the notebook it is from."""
+    figures = measured.get("workshop", {}).get("figures", {})
+    if not figures:
+        return "_No measured run yet._"
+    served = figures.get("eval_served_model", "the local model")
+    lines = ["| quantity | value | sample or split | model | measured in |", "|---|---|---|---|---|"]
+    for quantity, key, sample, notebook in KEY_FIGURES:
+        value = _fmt(figures[key]) if key in figures else "not measured in the last run"
+        model = FINE_TUNED if "fine-tuned" in quantity else f"`{served}`"
+        lines.append(f"| {quantity} | {value} | {sample} | {model} | "
+                     f"[{notebook[:2]}](notebooks/{notebook}.ipynb) (`{key}`) |")
+    return "\n".join(lines) + ("\n\nEach value is the last fresh-clone `make workshop` run's "
+                               f"(`build/summary.json`, {measured['workshop'].get('finished_at', '')[:10]}).")
+
+
 def evaluation_table(measured: dict) -> str:
     runs = measured.get("evaluation", {})
     if not runs:
@@ -277,7 +329,7 @@ def bench_table(measured: dict, agent_framework: bool = False) -> str:
     return "\n".join(lines).strip()
 
 
-BLOCKS = {"notebook-times": notebook_table, "figures": figures_table, "evaluation": evaluation_table,
+BLOCKS = {"notebook-times": notebook_table, "figures": figures_table, "key-figures": key_figures_table, "evaluation": evaluation_table,
           "robustness": robustness_table, "levers": levers_table, "agent-parity": agent_parity_table,
           "slowest-cells": slowest_cells_table,
           "citation-style": citation_style_table, "redteam": redteam_table, "bench": bench_table,
