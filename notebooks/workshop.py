@@ -131,6 +131,27 @@ class Stopwatch:
         self.seconds = time.perf_counter() - self._start
 
 
+LONG_CELL_S = 20  # tools/run_workshop.py lists every cell of this length or more
+
+
+def expected_waits(notebook: str) -> None:
+    """Say which cells of this notebook were long waits in the last fresh-clone run (docs/measured.json)."""
+    measured = REPO_ROOT / "docs" / "measured.json"
+    run = json.loads(measured.read_text()).get("workshop", {}) if measured.exists() else {}
+    total = run.get("notebook_seconds", {}).get(notebook)
+    if total is None:
+        print("No measured run of this notebook yet: `make workshop`, then `python tools/update_docs.py`.")
+        return
+    long = [c for c in run.get("slowest_cells", {}).get(notebook, []) if c["seconds"] >= LONG_CELL_S]
+    finetune = {True: ", with a `make finetune` model", False: ", no `make finetune` model"}.get(
+        run.get("finetune_model_present"), "")
+    print(f"In the last fresh-clone run ({run['finished_at'][:10]}, {run['machine']['cpus']} cores{finetune}) this "
+          f"notebook's cells took {total:.0f} s in all; "
+          + (f"the waits of {LONG_CELL_S} s or more:" if long else f"no cell took {LONG_CELL_S} s or more."))
+    for cell in long:
+        print(f"  about {cell['seconds']:.0f} s: the cell that starts `{cell['starts'][:70]}`")
+
+
 def side_by_side(**columns: Sequence[Any]) -> "pd.io.formats.style.Styler":
     """A table with one column per named list, text wrapped for reading."""
     table = pd.DataFrame(columns)

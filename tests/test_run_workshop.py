@@ -44,3 +44,5 @@ def test_the_slowest_cells_come_first_with_their_number_and_first_line():
     assert run_workshop.slowest_cells(notebook, count=2) == [
         {"cell": 3, "seconds": 60.0, "starts": "slow()"}, {"cell": 5, "seconds": 10.2, "starts": "middle()"}]
     assert run_workshop.cell_seconds(notebook.cells[3]) is None
+    assert [c["cell"] for c in run_workshop.slowest_cells(notebook, count=0)] == [3], \
+        "beyond `count`, every cell of 20 s or more is listed, and no shorter one"

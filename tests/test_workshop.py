@@ -220,3 +220,23 @@ def test_a_reading_without_key_facts_or_facts_shown_is_never_right():
     assert workshop.read_answer("Happy camping!", shown).startswith("unchecked: no key fact to check")
     assert workshop.read_answer("It weighs 2.1 kg.", key_facts=["2.1 kg"]).startswith("unchecked: states 2.1 kg")
     assert workshop.read_answer("Ask Trailhead Labs.", shown).startswith("wrong: Trailhead Labs")
+
+
+def test_a_notebook_announces_its_long_cells_from_the_last_fresh_clone_run(tmp_path, monkeypatch, capsys):
+    import workshop
+
+    (tmp_path / "docs").mkdir()
+    run = {"finished_at": "2026-12-04T07:05:15+00:00", "machine": {"cpus": 2}, "finetune_model_present": False,
+           "notebook_seconds": {"05_evaluation": 667.0, "00_introduction": 4.0},
+           "slowest_cells": {"05_evaluation": [{"cell": 9, "seconds": 486.0, "starts": "rows, figures = run()"},
+                                               {"cell": 12, "seconds": 8.0, "starts": "quick()"}]}}
+    (tmp_path / "docs" / "measured.json").write_text(json.dumps({"workshop": run}))
+    monkeypatch.setattr(workshop, "REPO_ROOT", tmp_path)
+    workshop.expected_waits("05_evaluation")
+    said = capsys.readouterr().out
+    assert "667 s in all" in said and "about 486 s: the cell that starts `rows, figures = run()`" in said
+    assert "quick()" not in said and "no `make finetune` model" in said
+    workshop.expected_waits("00_introduction")
+    assert "no cell took 20 s or more" in capsys.readouterr().out
+    workshop.expected_waits("09_missing")
+    assert "No measured run of this notebook yet" in capsys.readouterr().out

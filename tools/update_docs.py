@@ -38,7 +38,8 @@ def collect(previous: dict) -> dict:
     summary = _read(BUILD / "summary.json")
     if summary and not summary.get("failures"):
         measured["workshop"] = {k: summary[k] for k in ("finished_at", "machine", "total_seconds", "notebook_seconds",
-                                                         "figures", "budget_seconds", "slowest_cells") if k in summary}
+                                                         "figures", "budget_seconds", "slowest_cells", "finetune_model_present")
+                               if k in summary}
     evaluations = {p.parent.name: _read(p) for p in sorted((BUILD / "eval").glob("*/metrics.json"))}
     if not evaluations and "evaluation" not in measured:  # no `make eval` yet: notebook 05's runs, named as such
         evaluations = {f"{p.parent.name} (notebook 05)": _read(p)
