@@ -5,7 +5,7 @@ WITH_SERVERS := $(PY) -m contoso_chat.serving.local_service run --
 VARIANT ?= rag
 SPLIT ?= test
 
-.PHONY: setup browser workshop test eval levers agent-parity redteam finetune deploy bench lab strip stop clean help
+.PHONY: setup browser workshop test eval levers model-lever agent-parity redteam finetune deploy bench lab strip stop clean help
 
 help:
 	@echo "make workshop  run every notebook on the local stack; executed copies and summary.json in build/"
@@ -15,6 +15,7 @@ help:
 	@echo "               also answers the audit set and the templated set (key facts by phrasing, audit minus"
 	@echo "               test) and 84 dev questions with inline and JSON citations, and compares them"
 	@echo "make levers    measure each quality lever against the shipped app on the dev split, the kept ones on test"
+	@echo "make model-lever  the make finetune model as a lever: the shipped app on each model, dev then test"
 	@echo "make agent-parity  prompt flow and Agent Framework on the whole test split and the red-team set: parity figures"
 	@echo "make redteam   red-team the app (attacks, poisoned pages), raw model vs guards, and counterfactual fairness"
 	@echo "make finetune  fine-tune the local model with the full recipe (LoRA on the CPU, up to 25 minutes)"
@@ -51,6 +52,14 @@ endif
 
 levers: setup
 	$(WITH_SERVERS) $(PY) -m contoso_chat.evaluation.levers
+
+# the make finetune model as a lever: the shipped app on each model, dev then test, compared case by case
+model-lever: setup
+	LOCAL_MODEL_VARIANT=base $(WITH_SERVERS) $(PY) -m contoso_chat.evaluation --variant rag --split dev --judge 0 --engine direct --out build/eval/levers/model-base-dev
+	LOCAL_MODEL_VARIANT=base $(WITH_SERVERS) $(PY) -m contoso_chat.evaluation --variant rag --split test --judge 0 --engine direct --out build/eval/levers/model-base-test
+	LOCAL_MODEL_VARIANT=fine-tuned $(WITH_SERVERS) $(PY) -m contoso_chat.evaluation --variant rag --split dev --judge 0 --engine direct --out build/eval/levers/model-fine-tuned-dev
+	LOCAL_MODEL_VARIANT=fine-tuned $(WITH_SERVERS) $(PY) -m contoso_chat.evaluation --variant rag --split test --judge 0 --engine direct --out build/eval/levers/model-fine-tuned-test
+	$(PY) -m contoso_chat.evaluation.levers --model-lever
 
 # Agent Framework lives in .venv/agent-framework (it needs a newer OpenTelemetry than prompt flow accepts)
 agent-parity: setup

@@ -295,3 +295,25 @@ def test_a_full_run_confirms_on_fresh_answers_not_on_rows_left_on_disk(tmp_path)
     assert [e["kept"] for e in full["levers"]] == [True, False]
     assert full["kept_rows"] == {"dev": "good-dev", "test": "kept-test"}
     assert json.loads((tmp_path / "levers.json").read_text())["rule"] == levers.KEEP_RULE
+
+
+def test_the_fine_tuned_model_is_a_lever_kept_only_when_it_adds_right_answers_on_dev_and_holds_on_test(tmp_path):
+    def write(variant: str, split: str, table: pd.DataFrame, model: str) -> None:
+        folder = levers.model_run_dir(variant, split, tmp_path)
+        folder.mkdir(parents=True)
+        table.assign(question="q").to_json(folder / "rows.jsonl", orient="records", lines=True)
+        (folder / "metrics.json").write_text(json.dumps({"model": model}))
+
+    base, better, worse = frame([1, 0] * 20, [1, 0] * 20), frame([1, 1] * 20, [1, 1] * 20), frame([0] * 40, [0] * 40)
+    with pytest.raises(FileNotFoundError, match="make model-lever"):
+        levers.model_lever(tmp_path)
+    for split in ("dev", "test"):
+        write("base", split, base, "smollm2-135m-instruct")
+    write("fine-tuned", "dev", better, "smollm2-135m-contoso")
+    write("fine-tuned", "test", worse, "smollm2-135m-contoso")
+    entry = levers.model_lever(tmp_path, run={"recipe": {"name": "full"}})
+    assert entry["kept"] and not entry["test"]["ships"], "better on dev, worse on test: it does not ship"
+    assert entry["models"] == {"base": "smollm2-135m-instruct", "fine-tuned": "smollm2-135m-contoso"}
+    assert entry["recipe"] == {"name": "full"}
+    report = {"levers": [], "model_lever": entry}
+    assert list(levers.table(report)["lever"]) == ["fine-tuned-model"]

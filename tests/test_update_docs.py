@@ -94,6 +94,14 @@ def test_the_levers_block_shows_each_lever_its_verdict_and_the_test_confirmation
     assert "| keyfact_accuracy | 0.200 | 0.200 | -0.069 [-0.103, -0.034] |" in out
     assert "kept fewer-facts" in out and "did not ship" in out
     assert update_docs.levers_table({}) == "_Run `make levers` first._"
+    assert "make model-lever" not in out, "no model row before it is measured"
+    report["model_lever"] = {"models": {"base": "base-model", "fine-tuned": "tuned-model"}, "recipe": {"name": "full"},
+                             "dev": {"right_answer_rate": interval}, "kept": True,
+                             "test": {"difference": {"keyfact_accuracy": worse}, "kept": summary, "ships": False}}
+    out = update_docs.levers_table({"levers": report})
+    assert "`tuned-model` (the `make finetune` model, recipe \"full\") minus the same app on `base-model`" in out
+    assert "| dev | +0.050 [+0.013, +0.096] | n/a | n/a | n/a | kept |" in out
+    assert "| test | n/a | -0.069 [-0.103, -0.034] | n/a | n/a | does not ship |" in out
 
 
 def test_the_levers_figure_reads_as_one_line_per_lever():

@@ -268,6 +268,19 @@ def levers_table(measured: dict) -> str:
     if guard and guard.get("rate"):
         lines += ["", f"Output guard false positives on the dev answers: {guard['false_positives']} of {guard['answers']} "
                       f"answers withheld with nothing wrong in them ({_fmt(guard['rate'])})."]
+    model = report.get("model_lever")
+    if model:
+        recipe = (model.get("recipe") or {}).get("name", "unknown")
+        lines += ["", f"The model as a lever (`make model-lever`): the shipped app on `{model['models']['fine-tuned']}` "
+                      f"(the `make finetune` model, recipe \"{recipe}\") minus the same app on "
+                      f"`{model['models']['base']}`, same cases, 90% interval.", "",
+                  "| split | " + " | ".join(names) + " | kept / ships |", "|---|" + "---|" * (len(names) + 1),
+                  "| dev | " + " | ".join(_signed(model["dev"].get(n)) for n in names)
+                  + f" | {'kept' if model['kept'] else 'not kept'} |",
+                  "| test | " + " | ".join(_signed(model["test"]["difference"].get(n)) for n in names)
+                  + f" | {'ships' if model['test']['ships'] else 'does not ship'} |"]
+        lines.append("| fine-tuned on test (value) | " + " | ".join(f"{model['test']['kept'][n]:.3f}" for n in names)
+                     + " | |")
     return "\n".join(lines)
 
 

@@ -4,6 +4,7 @@
     python -m contoso_chat.evaluation.levers --limit 60   # a quicker look on 60 dev cases (spread over categories)
     python -m contoso_chat.evaluation.levers --confirm-only   # the keep rule again on the stored dev results, then test
     python -m contoso_chat.evaluation.levers --store-baseline # the shipped levers' rows become the gate's baseline
+    make model-lever                                      # the make finetune model as a lever (dev, then test)
 
 The reference is the app before the levers (`BEFORE`: every lever off, six facts, 96 tokens); each lever is
 that app with one change. A lever is kept when it raises the share of right answers on the dev split (key
@@ -306,6 +307,41 @@ def store_baseline(report: dict, out_dir: Path | None = None) -> Path:
     return save_baseline(table, report["model"])
 
 
+MODEL_LEVER = Lever("fine-tuned-model", {"LOCAL_MODEL_VARIANT": "fine-tuned"},
+                    "the shipped app served by the `make finetune` model instead of the base model "
+                    "(reference: the shipped app on the base model)")
+MODEL_RUNS = ("base", "fine-tuned")  # LOCAL_MODEL_VARIANT of each run (`make model-lever`)
+
+
+def model_run_dir(variant: str, split: str, out_dir: Path | None = None) -> Path:
+    """Where `make model-lever` keeps the shipped app's rows on one model and split."""
+    return (out_dir or build_dir() / "eval" / "levers") / f"model-{variant}-{split}"
+
+
+def model_lever(out_dir: Path | None = None, run: dict | None = None) -> dict:
+    """The fine-tuned model as a lever: the shipped app answered by each model, compared case by case on dev (the
+    keep rule) and on test (does not hurt), from the rows `make model-lever` wrote. `run` is the fine-tuning run's
+    record (build/finetune/run.json), kept with the result so the figure says which model it is for."""
+    rows = {}
+    for variant in MODEL_RUNS:
+        for split in ("dev", "test"):
+            path = model_run_dir(variant, split, out_dir) / "rows.jsonl"
+            if not path.exists():
+                raise FileNotFoundError(f"No {variant}-model rows for the {split} split at {path}: run "
+                                        "`make model-lever` (it needs `make finetune` first).")
+            rows[variant, split] = pd.read_json(path, lines=True)
+    models = {variant: json.loads((model_run_dir(variant, "dev", out_dir) / "metrics.json").read_text())["model"]
+              for variant in MODEL_RUNS}
+    dev = compare(rows["fine-tuned", "dev"], rows["base", "dev"])
+    test = compare(rows["fine-tuned", "test"], rows["base", "test"])
+    return {"lever": MODEL_LEVER.name, "what": MODEL_LEVER.what, "settings": MODEL_LEVER.settings, "models": models,
+            "recipe": (run or {}).get("recipe"), "dev": dev, "dev_summary": summary_of(rows["fine-tuned", "dev"]),
+            "base_dev_summary": summary_of(rows["base", "dev"]), "kept": keep(dev),
+            "examples": examples(rows["fine-tuned", "dev"], rows["base", "dev"]),
+            "test": {"before": summary_of(rows["base", "test"]), "kept": summary_of(rows["fine-tuned", "test"]),
+                     "difference": test, "ships": keep(dev) and does_not_hurt(test)}}
+
+
 def _plain(value):
     if isinstance(value, (np.integer, np.floating)):
         return value.item()
@@ -315,7 +351,7 @@ def _plain(value):
 def table(report: dict) -> pd.DataFrame:
     """One row per lever: its dev differences (with intervals) and whether it was kept."""
     rows = []
-    for entry in report["levers"]:
+    for entry in all_levers(report):
         row = {"lever": entry["lever"], "what": entry["what"]}
         for name, _ in METRICS.values():
             d = entry["dev"].get(name)
@@ -326,6 +362,11 @@ def table(report: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def all_levers(report: dict) -> list[dict]:
+    """The levers of the app, then the fine-tuned model when `make model-lever` measured it."""
+    return report["levers"] + ([report["model_lever"]] if report.get("model_lever") else [])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="use this many dev cases (default: all)")
@@ -334,7 +375,25 @@ def main(argv: list[str] | None = None) -> int:
                         help="no new run: store the last run's kept-lever rows as the gate's baseline")
     parser.add_argument("--confirm-only", action="store_true",
                         help="keep the last run's dev results; apply the keep rule again and confirm on test")
+    parser.add_argument("--model-lever", action="store_true",
+                        help="no new run: compare the rows `make model-lever` wrote and add the result to the report")
     args = parser.parse_args(argv)
+    if args.model_lever:
+        from contoso_chat.finetuning.recipe import last_run
+
+        path = build_dir() / "eval" / "levers" / "levers.json"
+        report = json.loads(path.read_text()) if path.exists() else load_report()[0]
+        try:
+            report["model_lever"] = model_lever(run=last_run())
+        except FileNotFoundError as error:
+            print(error)
+            return 1
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2, default=_plain))
+        with pd.option_context("display.width", 200, "display.max_colwidth", 60):
+            print(table(report).drop(columns=["what"]).to_string(index=False))
+        print(json.dumps(report["model_lever"]["test"], indent=2, default=_plain))
+        return 0
     if args.confirm_only:
         out_dir = build_dir() / "eval" / "levers"
         report = confirm(json.loads((out_dir / "levers.json").read_text()), out_dir, test=not args.no_test)

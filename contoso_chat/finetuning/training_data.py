@@ -4,9 +4,10 @@ Each example is exactly what the app sends the model (rules, the facts retrieval
 customer line, the history, the question) followed by the answer the model should give: the
 fact copied verbatim with its source id, as in `The weight of the Basecamp Family 6 Tent is 11.8
 kg (26 lb) [product-2].`, or `I don't know.` when the facts shown do not answer. Kinds: single
-facts with varied questions and answers, prices from the catalog, the membership policy (the one policy
-no test question draws on), two facts at once, follow-ups that need the history, the customer's own
-orders, and declines. (Without price and policy examples, the model learned to decline every
+facts with varied questions and answers (tidy ones and ones in customers' words), care, storage and safety
+sentences from the manuals, prices from the catalog, the membership policy (the one policy
+no test question draws on), two facts at once, follow-ups that need the history, the orders of
+every customer who has some, and declines. (Without price and policy examples, the model learned to decline every
 question whose answer is not a specification row.) A decline is taught by what the prompt holds, not by the name
 asked about: most are questions about a real dev product whose facts retrieval did not bring (the
 facts shown are another product's), a few name a product the store does not sell. (Declines that
@@ -37,6 +38,30 @@ QUESTIONS = (
 )
 WEIGHT_QUESTIONS = ("How much does the {product} weigh?", "How heavy is the {product}?",
                     "What does the {product} weigh?")
+# The same asks in the words customers write (a trip, a reason, lower case, no question mark): the model met only
+# tidy questions and declined the customers' ones whose facts were in the prompt.
+CUSTOMER_QUESTIONS = (
+    "planning a weekend trip and looking at the {product} - what's the {attr} on it?",
+    "Before I buy the {product} I'd like to know the {attr}.",
+    "hi! the {product}, what {attr} does it have",
+    "My friend recommended the {product}. Do you know its {attr}?",
+    "is there any info on the {attr} of the {product}?",
+)
+CUSTOMER_WEIGHT_QUESTIONS = (
+    "I'm counting grams for a long hike - what does the {product} weigh?",
+    "would the {product} be too heavy to carry all day? how much does it weigh",
+    "My back isn't great. How heavy is the {product}?",
+)
+# Care, storage and safety asks, each with the words of the manual sentence that answers it (copied with its mark).
+CARE_QUESTIONS = (
+    ("How do I clean the {product}?", ("clean with", "wipe", "wash")),
+    ("just got back from a muddy trip, how do i clean my {product}?", ("clean with", "wipe", "wash")),
+    ("Can I put the {product} in the washing machine?", ("machine wash",)),
+    ("How should I store the {product} between trips?", ("stor",)),
+    ("it's been raining all week, how do I dry the {product} before putting it away?", ("dry",)),
+    ("Is it safe to use a stove inside the {product}?", ("stove", "flame")),
+    ("Anything I should be careful about with the {product}?", ("never", "do not", "keep")),
+)
 ANSWERS = (
     "The {attr} of the {product} is {value} [{source}].", "{fact} [{source}].",
     "According to its specifications, the {product} has a {attr} of {value} [{source}].",
@@ -125,6 +150,7 @@ class ExampleMaker:
         self.app = app
         self.held_out_names = [records.product_by_id(p).name for p in held_out]
         self.customer = app.customers.get("C1004")  # a customer whose orders hold dev products only
+        self.customers_with_orders = [c.id for c in records.customers() if c.orders]
         self.test_key_facts = [fact for case in records.qa_cases(split="test") for fact in case.key_facts]
         policy_text = records.policy_paths()[MEMBERSHIP].read_text(encoding="utf-8")
         self.membership_title = policy_text.splitlines()[0].lstrip("# ").strip()  # facts start with it
@@ -156,8 +182,8 @@ def make_examples(app: ContosoChat, count: int, seed: int = 42) -> list[Example]
     dev = {p.id for p in records.products()} - held_out
     maker = ExampleMaker(app, held_out)
     rows = specs(dev)
-    plan = ["fact"] * 44 + ["price"] * 6 + ["policy"] * 6 + ["two-facts"] * 12 + ["follow-up"] * 12 + \
-        ["orders"] * 6 + ["missing-facts"] * 5 + ["not-sold"] * 2
+    plan = ["fact"] * 30 + ["customer-fact"] * 14 + ["care"] * 8 + ["price"] * 6 + ["policy"] * 6 + \
+        ["two-facts"] * 10 + ["follow-up"] * 10 + ["orders"] * 8 + ["missing-facts"] * 5 + ["not-sold"] * 2
     examples: list[Example] = []
     attempts = 0
     while len(examples) < count and attempts < count * 20:
@@ -172,8 +198,10 @@ def make_examples(app: ContosoChat, count: int, seed: int = 42) -> list[Example]
 def _make(kind: str, rng: random.Random, rows: list[Spec], maker: ExampleMaker, app: ContosoChat) -> Example | None:
     spec = rng.choice(rows)
     name, attr = spec.product.name, spec.attribute.lower()
-    if kind == "fact":
-        templates = WEIGHT_QUESTIONS if attr == "weight" else QUESTIONS
+    if kind in ("fact", "customer-fact"):
+        templates = {("fact", True): WEIGHT_QUESTIONS, ("fact", False): QUESTIONS,
+                     ("customer-fact", True): CUSTOMER_WEIGHT_QUESTIONS,
+                     ("customer-fact", False): CUSTOMER_QUESTIONS}[kind, attr == "weight"]
         question = rng.choice(templates).format(attr=attr, product=name)
         messages, facts = maker.messages(question)
         if not _shown(facts, spec.fact):
@@ -181,6 +209,17 @@ def _make(kind: str, rng: random.Random, rows: list[Spec], maker: ExampleMaker, 
         answer = rng.choice(WEIGHT_ANSWERS if attr == "weight" else ANSWERS).format(
             attr=attr, product=name, value=spec.value, fact=spec.fact, source=spec.product.source_id)
         return Example(kind, messages + [{"role": "assistant", "content": answer}], {spec.product.id})
+    if kind == "care":
+        product = spec.product
+        question, words = rng.choice(CARE_QUESTIONS)
+        messages, facts = maker.messages(question.format(product=product.name))
+        prefix = f"{product.name}: "
+        answer_fact = next((f for f in facts if f.source_id == product.source_id and f.text.startswith(prefix)
+                            and any(w in f.text.lower() for w in words)), None)
+        if answer_fact is None or maker.states_test_fact(answer_fact.text):
+            return None
+        answer = f"{answer_fact.text.removeprefix(prefix).rstrip()} [{product.source_id}]"
+        return Example(kind, messages + [{"role": "assistant", "content": answer}], {product.id})
     if kind == "price":
         product = spec.product
         price = f"${product.price:,.2f}"
@@ -221,12 +260,15 @@ def _make(kind: str, rng: random.Random, rows: list[Spec], maker: ExampleMaker, 
         answer = rng.choice(FOLLOW_UP_ANSWERS).format(attr=attr, value=spec.value, product=name,
                                                       source=spec.product.source_id)
         return Example(kind, messages + [{"role": "assistant", "content": answer}], {spec.product.id})
-    if kind == "orders":
-        customer = app.customers.get(rng.choice(["C1004", "C1010"]))
+    if kind == "orders":  # every customer with orders: one order or many, one tier or another
+        customer = app.customers.get(rng.choice(maker.customers_with_orders))
         line = rng.choice(order_lines(customer))
-        asked = rng.choice(("when", "paid", "did"))
-        question = {"when": "When did I buy my {p}?", "paid": "How much did I pay for my {p}?",
-                    "did": "Did I order the {p}?"}[asked].format(p=line["product"])
+        asked = rng.choice(("when", "paid", "did", "when", "paid"))
+        question = rng.choice({
+            "when": ("When did I buy my {p}?", "when did my {p} order go through?", "What date did I order the {p}?"),
+            "paid": ("How much did I pay for my {p}?", "what did the {p} cost me?", "How much was my {p} order?"),
+            "did": ("Did I order the {p}?", "can you check if i bought the {p} from you?")}[asked]).format(
+                p=line["product"])
         messages, _ = maker.messages(question, customer=customer)
         answer = {"when": f"You bought the {line['product']} on {line['date']}.",
                   "paid": f"You paid {line['total']} for the {line['product']} on {line['date']}.",
