@@ -152,3 +152,14 @@ def test_each_key_figure_names_the_notebook_that_records_it_and_shows_its_sample
     assert "tiny-model" not in rows["finetune_keyfact_test_ft_rag"], "a fine-tuned figure is not the base model's"
     assert out.count("not measured in the last run") == len(update_docs.KEY_FIGURES) - 3
     assert update_docs.key_figures_table({}) == "_No measured run yet._"
+
+
+def test_an_earlier_training_mix_of_the_model_lever_is_reported_beside_it():
+    worse = {"mean": -0.38, "low": -0.45, "high": -0.32, "n": 219}
+    summary = {"right_answer_rate": 0.1, "keyfact_accuracy": 0.2, "unsupported_claim_rate": 0.3, "refusal_accuracy": 0.9}
+    model = {"models": {"base": "b", "fine-tuned": "t"}, "recipe": {"name": "full"}, "kept": False,
+             "dev": {"refusal_accuracy": worse}, "test": {"difference": {}, "kept": summary, "ships": False},
+             "earlier": {"why": "13% declines", "dev": {"refusal_accuracy": worse}, "kept": False}}
+    out = update_docs.levers_table({"levers": {"levers": [], "model_lever": model}})
+    assert "An earlier training mix (13% declines) changed, on dev: right_answer_rate n/a" in out
+    assert "refusal_accuracy -0.380 [-0.450, -0.320]; not kept." in out

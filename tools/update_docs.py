@@ -281,6 +281,11 @@ def levers_table(measured: dict) -> str:
                   + f" | {'ships' if model['test']['ships'] else 'does not ship'} |"]
         lines.append("| fine-tuned on test (value) | " + " | ".join(f"{model['test']['kept'][n]:.3f}" for n in names)
                      + " | |")
+        earlier = model.get("earlier")
+        if earlier:
+            lines += ["", f"An earlier training mix ({earlier['why']}) changed, on dev: "
+                          + ", ".join(f"{n} {_signed(earlier['dev'].get(n))}" for n in names)
+                          + f"; {'kept' if earlier['kept'] else 'not kept'}."]
     return "\n".join(lines)
 
 
