@@ -145,10 +145,8 @@ def test_every_answer_leaves_a_span_tree_with_the_model_call_and_its_tokens(app,
         tracing.span_tree([])
 
 
-def test_on_azure_the_agent_calls_the_deployment_with_the_key_and_api_version():
-    from types import SimpleNamespace
-
-    key = "fake-key-for-tests-0000"
+def azure_deployment(key: str):
+    """Settings for an Azure OpenAI deployment, the requests it receives, its model, and its transport handler."""
     settings = resolve({"CHAT_BACKEND": "azure", "AZURE_OPENAI_ENDPOINT": "https://contoso-aoai.openai.azure.com",
                         "AZURE_OPENAI_API_KEY": key, "AZURE_OPENAI_API_VERSION": "2024-10-21",
                         "AZURE_OPENAI_CHAT_DEPLOYMENT": "gpt-4o-mini"})
@@ -158,6 +156,15 @@ def test_on_azure_the_agent_calls_the_deployment_with_the_key_and_api_version():
     def azure(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         return model(request)
+
+    return settings, seen, model, azure
+
+
+def test_on_azure_the_agent_calls_the_deployment_with_the_key_and_api_version():
+    from types import SimpleNamespace
+
+    key = "fake-key-for-tests-0000"
+    settings, seen, model, azure = azure_deployment(key)
 
     app = SimpleNamespace(settings=settings, chat=SimpleNamespace(backend="azure", model="gpt-4o-mini"),
                           temperature=0.0, seed=42, max_tokens=96)
@@ -244,16 +251,8 @@ def test_the_whole_workflow_runs_on_azure_openai_with_the_apps_facts_guards_and_
     """The same agent and workflow with CHAT_BACKEND=azure: every model call goes to the deployment, the facts and
     the customer's orders are in the prompt, the output guard still reads the answer."""
     key = "fake-key-for-tests-0001"
-    settings = resolve({"CHAT_BACKEND": "azure", "AZURE_OPENAI_ENDPOINT": "https://contoso-aoai.openai.azure.com",
-                        "AZURE_OPENAI_API_KEY": key, "AZURE_OPENAI_API_VERSION": "2024-10-21",
-                        "AZURE_OPENAI_CHAT_DEPLOYMENT": "gpt-4o-mini"})
-    seen: list[httpx.Request] = []
-    model = FakeModel()
+    settings, seen, model, azure = azure_deployment(key)
     model.reply = "The Summit Dome 2 Tent weighs 2.1 kg [product-1]."
-
-    def azure(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return model(request)
 
     sync = openai.AzureOpenAI(azure_endpoint="https://contoso-aoai.openai.azure.com", api_key=key,
                               api_version="2024-10-21", max_retries=0,
