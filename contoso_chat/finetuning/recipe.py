@@ -56,7 +56,7 @@ def last_run() -> dict | None:
 def run(recipe: Recipe, app=None, seed: int = 42, log=print) -> dict:
     """Make the data, train, merge, export; write and return the run's record."""
     from contoso_chat.assistant import ContosoChat
-    from contoso_chat.finetuning import gguf_export, lora, training_data
+    from contoso_chat.finetuning import answer_check, gguf_export, lora, training_data
 
     app = app or ContosoChat()
     started = time.monotonic()
@@ -73,10 +73,14 @@ def run(recipe: Recipe, app=None, seed: int = 42, log=print) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     log(f"exporting the merged model to {path.name} ...")
     gguf_export.export_gguf(merged, path)  # writes the file's sha256 beside it
+    cut_off = answer_check.check_exported_model(path, app)
+    log(f"probe questions answered without a source mark where the answer should be: {cut_off.probes - cut_off.count} "
+        f"of {cut_off.probes} (the app declines the other {cut_off.count}); answers shown cut short: "
+        f"{len(cut_off.shown_cut)}")
     record = {"recipe": asdict(recipe), "seed": seed, "examples": len(examples),
               "kinds": {k: sum(e.kind == k for e in examples) for k in sorted({e.kind for e in examples})},
               "training": {**asdict(result), "tokens_per_second": round(result.tokens_per_second, 1)},
-              "seconds_total": round(time.monotonic() - started, 1), "model_file": path.name,
+              "cut_off_check": cut_off.as_record(), "seconds_total": round(time.monotonic() - started, 1), "model_file": path.name,
               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     run_file().write_text(json.dumps(record, indent=2))
     return record
