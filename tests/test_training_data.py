@@ -66,3 +66,33 @@ def test_prices_and_the_membership_policy_are_taught_without_test_facts():
     # the filter is not empty-handed: a test question's key fact is caught
     some_test_fact = next(f for c in records.qa_cases(split="test") for f in c.key_facts if f[0].isdigit())
     assert maker.states_test_fact(f"It is {some_test_fact.split(' | ')[0]}.")
+
+
+def test_faq_pairs_are_read_from_the_manuals():
+    pairs = training_data.faqs({12})
+    assert len(pairs) >= 4 and all(p.product.id == 12 for p in pairs)
+    crampons = next(p for p in pairs if p.question.startswith("Which crampons"))
+    assert crampons.answer.startswith("Semi-automatic (B2) crampons") and not crampons.answer.startswith("**")
+    assert not training_data.faqs(set())
+
+
+def test_faq_answers_copy_the_manual_and_are_asked_in_customers_words():
+    app = ContosoChat(settings=resolve({}))
+    made = [e for e in training_data.make_examples(app, 60, seed=5) if e.kind == "faq"]
+    assert made, "no FAQ example in 60"
+    manual_answers = [p.answer for p in training_data.faqs(set(range(1, 100)))]
+    manual_questions = {p.question for p in training_data.faqs(set(range(1, 100)))}
+    for example in made:
+        copied = example.answer.rsplit(" [", 1)[0]
+        assert any(answer.startswith(copied.split(". ")[0]) for answer in manual_answers), example.answer
+        question = example.messages[-2]["content"]
+        assert question not in manual_questions and any(
+            question.lower().startswith(s.lower()[:20]) for s in training_data.SITUATIONS), question
+
+
+def test_a_question_without_the_product_name_gets_it():
+    import random
+
+    asked = training_data.in_customers_words("How warm are they?", "Alpine Ascent Mountaineering Boots",
+                                             random.Random(1))
+    assert "alpine ascent mountaineering boots" in asked.lower() and "how warm are they" in asked.lower()

@@ -5,7 +5,8 @@ customer line, the history, the question) followed by the answer the model shoul
 fact copied verbatim with its source id, as in `The weight of the Basecamp Family 6 Tent is 11.8
 kg (26 lb) [product-2].`, or `I don't know.` when the facts shown do not answer. Kinds: single
 facts with varied questions and answers (tidy ones and ones in customers' words), care, storage and safety
-sentences from the manuals, prices from the catalog, the membership policy (the one policy
+sentences from the manuals, the manuals' FAQ answers asked in customers' words (a trip, a worry, several
+sentences of context before the ask), prices from the catalog, the membership policy (the one policy
 no test question draws on), two facts at once, follow-ups that need the history, the orders of
 every customer who has some, and declines. (Without price and policy examples, the model learned to decline every
 question whose answer is not a specification row.) A decline is taught by what the prompt holds, not by the name
@@ -63,6 +64,22 @@ CARE_QUESTIONS = (
     ("it's been raining all week, how do I dry the {product} before putting it away?", ("dry",)),
     ("Is it safe to use a stove inside the {product}?", ("stove", "flame")),
     ("Anything I should be careful about with the {product}?", ("never", "do not", "keep")),
+    # tidy "What are the ... ?" asks answered by a sentence: with only "The {attr} of the {product} is {value}" to
+    # copy, the model answered them "The washing instructions for the ... is [product-20]." (answer_check)
+    ("What are the care instructions for the {product}?", ("wash", "clean", "wipe")),
+    ("What is the storage advice for the {product}?", ("stor",)),
+    ("What does the warranty on the {product} cover?", ("covers defects", "does not cover")),
+    ("Is the {product} under warranty?", ("warranty for",)),
+)
+# What customers say before they ask: with only short questions in training, the model said "I don't know" to 17 of
+# the 219 dev questions, most of them long, situational ones whose answer was among the facts shown.
+SITUATIONS = (
+    "We're off on a three-day hike next week and I'm still sorting my kit. ",
+    "i'm new to all this so sorry if it's a silly question, ",
+    "My partner and I are packing for a long weekend by the lake. ",
+    "Quick one before I place my order: ",
+    "We're taking the kids camping for the first time in August. ",
+    "I got this as a present and the box went straight in the recycling. ",
 )
 ANSWERS = (
     "The {attr} of the {product} is {value} [{source}].", "{fact} [{source}].",
@@ -111,6 +128,42 @@ class Spec:
         return f"{self.product.name} {self.attribute.lower()}: {self.value}"
 
 
+@dataclass(frozen=True)
+class Faq:
+    """One question and answer of a product manual's FAQ section."""
+
+    product: records.Product
+    question: str
+    answer: str
+
+
+def faqs(product_ids: set[int]) -> list[Faq]:
+    """The FAQ pairs (a bold question, then its answer) of these products' manuals."""
+    pairs = []
+    for product_id, path in sorted(records.manual_paths().items()):
+        if product_id not in product_ids:
+            continue
+        _, sections = chunking.split_sections(path.read_text(encoding="utf-8"))
+        question = None
+        for line in dict(sections).get("FAQ", "").splitlines():
+            line = line.strip()
+            if line.startswith("**") and line.endswith("**"):
+                question = line.strip("*").strip()
+            elif line and question:
+                pairs.append(Faq(records.product_by_id(product_id), question, line))
+                question = None
+    return pairs
+
+
+def in_customers_words(question: str, product: str, rng: random.Random) -> str:
+    """A manual's FAQ question as a customer writes it: a situation first, the product named, maybe lower case."""
+    if product.lower() not in question.lower():
+        question = f"About the {product}: {question[0].lower()}{question[1:]}"
+    situation = rng.choice(SITUATIONS)
+    asked = situation + (question[0].lower() + question[1:] if situation.endswith(", ") else question)
+    return asked.lower().rstrip("?") if rng.random() < 0.3 else asked
+
+
 @dataclass
 class Example:
     """One training conversation: the app's messages and the answer, with what it is for."""
@@ -153,6 +206,7 @@ class ExampleMaker:
         self.held_out_names = [records.product_by_id(p).name for p in held_out]
         self.customer = app.customers.get("C1004")  # a customer whose orders hold dev products only
         self.customers_with_orders = [c.id for c in records.customers() if c.orders]
+        self.faqs: list[Faq] = []  # the dev products' FAQ pairs (make_examples fills them)
         self.test_key_facts = [fact for case in records.qa_cases(split="test") for fact in case.key_facts]
         policy_text = records.policy_paths()[MEMBERSHIP].read_text(encoding="utf-8")
         self.membership_title = policy_text.splitlines()[0].lstrip("# ").strip()  # facts start with it
@@ -179,9 +233,10 @@ def _shown(facts, text: str) -> bool:
 
 # Each kind's share of the examples. The shares are quotas, not odds: kinds that fail often (the fact was not among
 # those retrieval brought) would otherwise leave the declines, which never fail, a larger share than planned, and a
-# model trained on 43 declines in 320 examples (13%) made the wrong decline decision on 40% of the dev questions.
-PLAN = {"fact": 30, "customer-fact": 14, "care": 8, "price": 6, "policy": 6, "two-facts": 10, "follow-up": 10,
-        "orders": 8, "missing-facts": 5, "not-sold": 2}
+# model trained on 43 declines in 320 examples (13%) made the wrong decline decision on 40% of the dev questions,
+# and one trained on 23 (7%) still declined 28 dev questions whose answer it was shown.
+PLAN = {"fact": 24, "customer-fact": 14, "care": 10, "faq": 10, "price": 6, "policy": 6, "two-facts": 10,
+        "follow-up": 10, "orders": 8, "missing-facts": 2, "not-sold": 1}
 GIVE_UP_AFTER = 60
 
 
@@ -192,6 +247,7 @@ def make_examples(app: ContosoChat, count: int, seed: int = 42) -> list[Example]
     dev = {p.id for p in records.products()} - held_out
     maker = ExampleMaker(app, held_out)
     rows = specs(dev)
+    maker.faqs = faqs(dev)
     quota = {kind: math.ceil(count * weight / sum(PLAN.values())) for kind, weight in PLAN.items()}
     made: Counter = Counter()
     misses: Counter = Counter()  # attempts in a row that made nothing: a kind the data cannot fill is given up
@@ -222,6 +278,8 @@ def _make(kind: str, rng: random.Random, rows: list[Spec], maker: ExampleMaker, 
                      ("customer-fact", True): CUSTOMER_WEIGHT_QUESTIONS,
                      ("customer-fact", False): CUSTOMER_QUESTIONS}[kind, attr == "weight"]
         question = rng.choice(templates).format(attr=attr, product=name)
+        if kind == "customer-fact" and rng.random() < 0.4:
+            question = rng.choice(SITUATIONS) + question
         messages, facts = maker.messages(question)
         if not _shown(facts, spec.fact):
             return None
@@ -239,6 +297,18 @@ def _make(kind: str, rng: random.Random, rows: list[Spec], maker: ExampleMaker, 
             return None
         answer = f"{answer_fact.text.removeprefix(prefix).rstrip()} [{product.source_id}]"
         return Example(kind, messages + [{"role": "assistant", "content": answer}], {product.id})
+    if kind == "faq":  # the answer copies the FAQ answer's sentences retrieval showed, the first one among them
+        faq = rng.choice(maker.faqs)
+        prefix = f"{faq.product.name}: "
+        messages, facts = maker.messages(in_customers_words(faq.question, faq.product.name, rng))
+        sentences = [f.text.removeprefix(prefix).strip() for f in facts
+                     if f.source_id == faq.product.source_id and f.text.startswith(prefix)
+                     and f.text.removeprefix(prefix).strip() in faq.answer]
+        sentences = sorted(dict.fromkeys(sentences), key=faq.answer.index)
+        if not sentences or not faq.answer.startswith(sentences[0]) or maker.states_test_fact(" ".join(sentences)):
+            return None
+        answer = f"{' '.join(sentences)} [{faq.product.source_id}]"
+        return Example(kind, messages + [{"role": "assistant", "content": answer}], {faq.product.id})
     if kind == "price":
         product = spec.product
         price = f"${product.price:,.2f}"
