@@ -281,11 +281,18 @@ def levers_table(measured: dict) -> str:
                   + f" | {'ships' if model['test']['ships'] else 'does not ship'} |"]
         lines.append("| fine-tuned on test (value) | " + " | ".join(f"{model['test']['kept'][n]:.3f}" for n in names)
                      + " | |")
-        earlier = model.get("earlier")
-        if earlier:
-            lines += ["", f"An earlier training mix ({earlier['why']}) changed, on dev: "
-                          + ", ".join(f"{n} {_signed(earlier['dev'].get(n))}" for n in names)
-                          + f"; {'kept' if earlier['kept'] else 'not kept'}."]
+        if model.get("kinds"):
+            lines += ["", "Its training mix: " + ", ".join(f"{n} {k}" for k, n in sorted(model["kinds"].items())) + "."]
+        check = model.get("cut_off_check")
+        if check:
+            lines += ["", f"Answers that end where they should (`answer_check`, {check['probes']} probe questions on the "
+                          f"exported model): {check['cut_off']} replies put a source mark where the answer should be "
+                          f"(the app declines them); {check.get('shown_cut_short', 0)} answers shown cut short."]
+        earlier = model.get("earlier") or []
+        for mix in [earlier] if isinstance(earlier, dict) else earlier:  # earlier training mixes, oldest first
+            lines += ["", f"An earlier training mix ({mix['why']}) changed, on dev: "
+                          + ", ".join(f"{n} {_signed(mix['dev'].get(n))}" for n in names)
+                          + f"; {'kept' if mix['kept'] else 'not kept'}."]
     return "\n".join(lines)
 
 
