@@ -228,8 +228,7 @@ def read_answer(answer: str, shown: Sequence[str] | str = (), key_facts: Sequenc
     (a store, brand or organisation) it states that appears nowhere in what the model was shown, computed with
     the evaluation's own metrics. "right" needs every key fact and nothing unsupported; "unchecked" means there
     was no key fact to check."""
-    from contoso_chat import records
-    from contoso_chat.evaluation import metrics
+    from contoso_chat.evaluation import metrics, rai_scorer
 
     shown = [shown] if isinstance(shown, str) else list(shown)
     parts, wrong = [], False
@@ -246,9 +245,7 @@ def read_answer(answer: str, shown: Sequence[str] | str = (), key_facts: Sequenc
             parts.append(f"lists {len(extra)} figures nobody asked for, so no key fact counts")
         wrong = bool(missed) or len(extra) > metrics.MAX_EXTRA_FIGURES
     if shown:
-        catalogue = " ".join(p.name for p in records.products())
-        invented = [*metrics.unsupported_claims(answer, shown),
-                    *metrics.unsupported_names(answer, shown, f"{metrics.STORE_NAMES} {catalogue}")]
+        invented = rai_scorer.unsupported(answer, shown)
         if invented:
             parts.append(f"{', '.join(invented)} {'is' if len(invented) == 1 else 'are'} in none of the facts shown")
             wrong = True

@@ -30,6 +30,8 @@ from contoso_chat.serving.local_service import running_servers, stop_local_stack
 from contoso_chat.backends.environment import prepare_offline_environment  # noqa: E402
 from contoso_chat.paths import build_dir  # noqa: E402
 from contoso_chat.backends.local_model import finetuned_model_path  # noqa: E402
+sys.path.insert(0, str(ROOT / "notebooks"))
+from workshop import LONG_CELL_S  # noqa: E402  a cell this long is a wait the notebook announces
 
 CELL_TIMEOUT_S = 900
 KERNEL_NAME = "contoso-chat"  # registered for .venv by `make setup`
@@ -60,7 +62,6 @@ def cell_seconds(cell) -> float | None:
     return round((parse(end) - parse(start)).total_seconds(), 1)
 
 
-LONG_CELL_S = 20  # a cell this long is a wait the notebook announces (workshop.expected_waits)
 
 
 def slowest_cells(notebook, count: int = 3) -> list[dict]:
