@@ -3,7 +3,7 @@ steps and answered by llama.cpp on the exported GGUF file, read back by the app 
 
 A fine-tuned model once answered "The Summit Dome 2 Tent weighs [product-1].": the source mark stood where the
 figure should be, and with the mark removed the customer read "The Summit Dome 2 Tent weighs." The habit comes from
-the training answers that repeat the question ("The {attr} of the {product} is {value} [source].") : asked for
+the training answers that repeat the question ("The {attr} of the {product} is {value} [source]."): asked for
 something whose answer is a sentence, not a value (washing instructions, a warranty, a policy), the model repeats the
 question and goes straight to the mark. The app declines such a reply (`ModelReply.incomplete`), so a customer never
 reads a cut answer, but the model's answer is lost. The check counts both: replies with the habit (a figure to bring
