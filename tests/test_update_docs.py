@@ -27,6 +27,14 @@ def test_blocks_are_filled_and_the_text_around_them_kept():
     assert update_docs.rewrite(out, MEASURED) == out, "rewriting twice changes nothing"
 
 
+def test_the_run_times_say_whether_notebook_04_trained_its_own_model():
+    fresh = {"workshop": {**MEASURED["workshop"], "finetune_model_present": False}}
+    prebuilt = {"workshop": {**MEASURED["workshop"], "finetune_model_present": True}}
+    assert "without a `make finetune` model (notebook 04 trained its own)" in update_docs.notebook_table(fresh)
+    assert "with a `make finetune` model present" in update_docs.notebook_table(prebuilt)
+    assert "make finetune" not in update_docs.notebook_table(MEASURED)  # an older run that did not record it
+
+
 def test_without_a_run_the_block_says_what_to_run():
     out = update_docs.rewrite("<!-- measured:evaluation -->\n<!-- /measured:evaluation -->\n", {})
     assert "make eval" in out

@@ -73,8 +73,11 @@ def notebook_table(measured: dict) -> str:
     count = len(workshop["notebook_seconds"])
     rows.append(f"| **all {COUNTS.get(count, count)}** (`make workshop`) | **{_minutes(workshop['total_seconds'])}** |")
     machine = workshop["machine"]
+    model = {True: "with a `make finetune` model present (notebook 04 skipped its own training)",
+             False: "without a `make finetune` model (notebook 04 trained its own)"}.get(workshop.get("finetune_model_present"))
     return "\n".join(rows) + (f"\n\nMeasured by `make workshop` on {workshop['finished_at'][:10]} "
-                              f"({machine['cpus']} CPU cores, Python {machine['python']}).")
+                              f"({machine['cpus']} CPU cores, Python {machine['python']})"
+                              + (f", {model}." if model else "."))
 
 
 def _fmt(value) -> str:
