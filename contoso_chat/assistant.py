@@ -60,7 +60,10 @@ DECLINE_SIGNALS = ("i don't know", "i do not know", "i dont know")  # the prompt
 # a source mark where the figure should be ("The tent weighs [product-1]."): the reply has no answer in it
 MARK_FOR_FIGURE = re.compile(
     r"\b(?:is|are|was|were|weighs?|costs?|measures?|lasts?|holds?|takes?|of|at|to|for|about|around)[ \t]*"
-    r"\[\s*(?:product|policy)-[a-z0-9]+\s*\][ \t]*(?:[.!?]|$)", re.IGNORECASE)
+    r"(?:\[\s*(?:product|policy)-[a-z0-9]+\s*\][ \t,]*)+(?:[.!?]|$)", re.IGNORECASE)  # one mark or several
+# the same reply read without its marks: a sentence that stops on the verb its figure should follow ("The Summit
+# Dome 2 Tent weighs." when the mark came after the full stop, "weighs. [product-1]")
+VERB_WITHOUT_FIGURE = re.compile(r"\b(?:is|are|weighs|costs|measures)[ \t]*[.!?](?=\s|$)", re.IGNORECASE)
 CitationStyle = Literal["inline", "json"]
 ACCOUNT_QUESTION = re.compile(  # questions about the customer's own account skip the off-topic decline
     r"\bmy\s+(?:[\w-]+\s+){0,4}(?:orders?|account|tier|membership|points|address|purchases?)\b"
@@ -192,7 +195,7 @@ def read_model_reply(text: str, shown_sources: Sequence[str], style: CitationSty
         answer = re.sub(r"[ \t]{2,}", " ", answer).strip()
     valid = [c for c in dict.fromkeys(cited) if c in set(shown_sources)]
     invalid = sum(1 for c in cited if c not in set(shown_sources))
-    incomplete = style == "inline" and bool(MARK_FOR_FIGURE.search(text))
+    incomplete = style == "inline" and bool(MARK_FOR_FIGURE.search(text) or VERB_WITHOUT_FIGURE.search(answer))
     return ModelReply(answer.strip(), valid, invalid, is_decline(answer), incomplete)
 
 

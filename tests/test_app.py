@@ -286,6 +286,9 @@ def test_a_stopped_local_model_is_restarted_on_the_next_question(app):
     ("The Summit Dome 2 Tent weighs [product-1].", True),  # the mark where the figure should be
     ("The Ridgeway 45L Trekking Pack costs [product-4]", True),
     ("The packed weight is [ product-1 ] .", True),
+    ("The Summit Dome 2 Tent weighs [product-1] [product-1].", True),  # several marks where the figure should be
+    ("The Summit Dome 2 Tent weighs. [product-1]", True),  # the mark after the full stop: "weighs." on screen
+    ("The warranty on the Summit Dome 2 Tent is [product-1], [product-2].", True),
     ("The Summit Dome 2 Tent weighs 2.1 kg [product-1].", False),
     ("It is light [product-1], and it packs small.", False),  # a mark after a word that needs no figure
 ])
