@@ -225,9 +225,10 @@ def prompty_model() -> dict:
 
 def read_answer(answer: str, shown: Sequence[str] | str = (), key_facts: Sequence[str] = ()) -> str:
     """One line that reads an answer for the learner: the key facts it states or misses, and any figure or name
-    (a store, brand or organisation) it states that appears nowhere in what the model was shown, computed with
-    the evaluation's own metrics. "right" needs every key fact and nothing unsupported; "unchecked" means there
-    was no key fact to check."""
+    (a store, brand or organisation), superlative or rank it states that appears nowhere in what the model was
+    shown, computed with the evaluation's own metrics, and a key fact converted wrongly into its other unit
+    ("90 m (267 feet)" where the key fact says 90 m | 295 ft). "right" needs every key fact and nothing
+    unsupported; "unchecked" means there was no key fact, or no facts shown, to check against."""
     from contoso_chat.evaluation import metrics, rai_scorer
 
     shown = [shown] if isinstance(shown, str) else list(shown)
@@ -243,7 +244,18 @@ def read_answer(answer: str, shown: Sequence[str] | str = (), key_facts: Sequenc
         extra = metrics.extra_figures(answer, key_facts)
         if len(extra) > metrics.MAX_EXTRA_FIGURES:
             parts.append(f"lists {len(extra)} figures nobody asked for, so no key fact counts")
-        wrong = bool(missed) or len(extra) > metrics.MAX_EXTRA_FIGURES
+        # a key fact stated in one unit and converted wrongly into its other ("90 meters (267 feet)" for 90 m | 295 ft)
+        clashes = []
+        for fact in key_facts:
+            forms = [claims[0] for claims in map(metrics.claims, fact.split(" | ")) if len(claims) == 1]  # "4 lb 10 oz" skipped
+            said = [form for form in forms if metrics.fact_stated(form, answer)]
+            other_units = {form.split(" ", 1)[1]: form for form in forms
+                           if " " in form and form not in said and all(not s.endswith(form.split(" ", 1)[1]) for s in said)}
+            clashes += [f"{claim} where the facts give {other_units[claim.split(' ', 1)[1]]}" for claim in extra
+                        if said and " " in claim and claim.split(" ", 1)[1] in other_units]
+        if clashes:
+            parts.append(f"converts it wrongly: {', '.join(clashes)}")
+        wrong = bool(missed) or len(extra) > metrics.MAX_EXTRA_FIGURES or bool(clashes)
     if shown:
         invented = rai_scorer.unsupported(answer, shown)
         if invented:

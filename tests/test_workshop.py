@@ -204,6 +204,8 @@ def test_show_settings_lists_every_resource_without_secrets(monkeypatch, capsys)
     ("It weighs 2.1 kg; search for it in the Google Play Store.", "wrong", "Google Play Store is in none of the facts"),
     ("It weighs 2.1 kg, lighter than Northwind Outfitters tents.", "wrong", "Northwind Outfitters is in none"),
     ("The Summit Dome 2 Tent from Contoso Outdoors weighs 2.1 kg.", "right", "states 2.1 kg"),
+    ("It weighs 2.1 kg, the lightest tent and the highest rated in the world.", "wrong", '"the highest rated", "in the world" are in none'),
+    ("It weighs 2.1 kg, a luxury tent for exceptional trips.", "wrong", '"luxury", "exceptional" are in none'),
 ])
 def test_a_reading_says_what_was_checked(answer, verdict, says):
     import workshop
@@ -220,6 +222,16 @@ def test_a_reading_without_key_facts_or_facts_shown_is_never_right():
     assert workshop.read_answer("Happy camping!", shown).startswith("unchecked: no key fact to check")
     assert workshop.read_answer("It weighs 2.1 kg.", key_facts=["2.1 kg"]).startswith("unchecked: states 2.1 kg")
     assert workshop.read_answer("Ask Trailhead Labs.", shown).startswith("wrong: Trailhead Labs")
+
+
+def test_a_key_fact_converted_wrongly_into_its_other_unit_is_wrong():
+    import workshop
+
+    wrong = workshop.read_answer("The beam reaches about 90 meters (267 feet).", key_facts=["90 m | 295 ft"])
+    assert wrong.startswith("wrong:") and "267 ft where the facts give 295 ft" in wrong, wrong
+    assert workshop.read_answer("The beam reaches 90 m (295 ft).", key_facts=["90 m | 295 ft"]).startswith("unchecked")
+    # a compound form is not compared ("about 5 lb" for 4 lb 10 oz is a rounding, not a wrong conversion)
+    assert workshop.read_answer("About 2.1 kg, or 5 lb.", key_facts=["2.1 kg | 4 lb 10 oz"]).startswith("unchecked")
 
 
 def test_a_notebook_announces_its_long_cells_from_the_last_fresh_clone_run(tmp_path, monkeypatch, capsys):
