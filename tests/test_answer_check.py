@@ -42,9 +42,13 @@ def test_a_whole_answer_passes_and_a_cut_answer_without_a_mark_is_caught(app, pr
     whole = answer_check.cut_off_replies(lambda m: f"Machine wash it on a gentle cycle at 30 °C [{_mark(m)}].", app,
                                          probes)
     assert whole.count == 0 and not whole.shown_cut
-    cut = answer_check.cut_off_replies(lambda m: "The Thermacore Fleece Pullover weighs.", app, probes)
+    # the app itself declines a reply that stops on "weighs." (counted as the habit, never shown) ...
+    verb = answer_check.cut_off_replies(lambda m: "The Thermacore Fleece Pullover weighs.", app, probes)
+    assert verb.count == len(probes) and not verb.shown_cut
+    # ... and the check's own reading catches a cut answer the app lets through
+    cut = answer_check.cut_off_replies(lambda m: "The Thermacore Fleece Pullover is covered for.", app, probes)
     assert cut.count == 0 and len(cut.shown_cut) == len(probes)
-    assert cut.as_record()["shown"][0]["answer"] == "The Thermacore Fleece Pullover weighs."
+    assert cut.as_record()["shown"][0]["answer"] == "The Thermacore Fleece Pullover is covered for."
     declined = answer_check.cut_off_replies(lambda m: "I don't know.", app, probes)
     assert declined.count == 0 and not declined.shown_cut
     assert not answer_check.DANGLING_END.search(DECLINE_ANSWER)

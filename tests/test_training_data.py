@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from contoso_chat import records
@@ -45,6 +47,18 @@ def test_answers_copy_a_fact_that_was_shown_and_cite_it(examples):
         elif example.kind != "orders":
             assert reply.citations and reply.invalid_citations == 0, example.answer
             assert not metrics.unsupported_claims(reply.answer, shown), example.answer
+
+
+def test_fact_answers_copy_the_line_shown_instead_of_repeating_the_question(examples):
+    """An answer built around the question ("The warranty of the tent is ...") taught the model to put the source
+    mark where a sentence answer should be; fact answers copy the fact line shown (or say "weighs" and the figure)."""
+    made = [e for e in examples if e.kind in ("fact", "customer-fact", "follow-up", "two-facts")]
+    assert len(made) >= 10
+    for example in made:
+        prompt = " ".join(m["content"] for m in example.messages[:-1])
+        copied = [part.split(" [")[0] for part in example.answer.split("]. ") if part]
+        assert all(line in prompt or " weighs " in line for line in copied), example.answer
+        assert not re.search(r"\b[Tt]he [a-z ]+ (?:of|on|for) the [A-Z]", example.answer), example.answer
 
 
 def test_the_same_seed_makes_the_same_data():

@@ -2,11 +2,12 @@
 steps and answered by llama.cpp on the exported GGUF file, read back by the app as it reads every reply.
 
 A fine-tuned model once answered "The Summit Dome 2 Tent weighs [product-1].": the source mark stood where the
-figure should be, and with the mark removed the customer read "The Summit Dome 2 Tent weighs." The habit comes from
-the training answers that repeat the question ("The {attr} of the {product} is {value} [source]."): asked for
-something whose answer is a sentence, not a value (washing instructions, a warranty, a policy), the model repeats the
-question and goes straight to the mark. The app declines such a reply (`ModelReply.incomplete`), so a customer never
-reads a cut answer, but the model's answer is lost. The check counts both: replies with the habit (a figure to bring
+figure should be, and with the mark removed the customer read "The Summit Dome 2 Tent weighs." The habit came from
+training answers that repeated the question ("The {attr} of the {product} is {value} [source]."): asked for
+something whose answer is a sentence, not a value (washing instructions, a warranty, a policy), the model repeated the
+question and went straight to the mark; the training answers now copy the fact line shown instead (training_data).
+The app declines such a reply (`ModelReply.incomplete`), so a customer never reads a cut answer, but the model's
+answer is lost. The check counts both: replies with the habit (a figure to bring
 down) and final answers that end cut short (must be none). `make finetune` records them in build/finetune/run.json.
 """
 

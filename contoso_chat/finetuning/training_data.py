@@ -2,8 +2,8 @@
 
 Each example is exactly what the app sends the model (rules, the facts retrieval selects, the
 customer line, the history, the question) followed by the answer the model should give: the
-fact copied verbatim with its source id, as in `The weight of the Basecamp Family 6 Tent is 11.8
-kg (26 lb) [product-2].`, or `I don't know.` when the facts shown do not answer. Kinds: single
+fact copied verbatim with its source id, as in `Basecamp Family 6 Tent weight: 11.8 kg (26 lb)
+[product-2].`, or `I don't know.` when the facts shown do not answer. Kinds: single
 facts with varied questions and answers (tidy ones and ones in customers' words), care, storage and safety
 sentences from the manuals, the manuals' FAQ answers asked in customers' words (a trip, a worry, several
 sentences of context before the ask), prices from the catalog, the membership policy (the one policy
@@ -70,6 +70,8 @@ CARE_QUESTIONS = (
     ("What is the storage advice for the {product}?", ("stor",)),
     ("What does the warranty on the {product} cover?", ("covers defects", "does not cover")),
     ("Is the {product} under warranty?", ("warranty for",)),
+    ("How long is the warranty on my {product}?", ("warranty for",)),
+    ("any washing tips for the {product}?", ("wash",)),
 )
 # What customers say before they ask: with only short questions in training, the model said "I don't know" to 17 of
 # the 219 dev questions, most of them long, situational ones whose answer was among the facts shown.
@@ -81,16 +83,16 @@ SITUATIONS = (
     "We're taking the kids camping for the first time in August. ",
     "I got this as a present and the box went straight in the recycling. ",
 )
-ANSWERS = (
-    "The {attr} of the {product} is {value} [{source}].", "{fact} [{source}].",
-    "According to its specifications, the {product} has a {attr} of {value} [{source}].",
-    "The {product} is listed with a {attr} of {value} [{source}].",
-)
-WEIGHT_ANSWERS = ANSWERS + ("The {product} weighs {value} [{source}].",)  # the figure before the mark, in the
-# words customers use (without it the model learned "weighs [product-1].", the mark where the figure should be)
+# A fact is answered by copying the line shown, not by repeating the question around the value ("The {attr} of the
+# {product} is {value} [source]."): with that habit, asked for something whose answer is a sentence (washing
+# instructions, a warranty), the model repeated the question and put the mark where the answer should be ("The
+# warranty on the Summit Dome 2 Tent is [product-1].", 9 of 20 probes in answer_check).
+ANSWERS = ("{fact} [{source}].",)
+WEIGHT_ANSWERS = ANSWERS + ("The {product} weighs {value} [{source}].",)  # the figure straight after the verb, in
+# the words customers use (without it the model learned "weighs [product-1].", the mark where the figure should be)
 PRICE_QUESTIONS = ("How much does the {product} cost?", "What is the price of the {product}?",
                    "How much is the {product}?")
-PRICE_ANSWERS = ("The {product} costs {price} [{source}].", "The price of the {product} is {price} [{source}].")
+PRICE_ANSWERS = ("The {product} costs {price} [{source}].",)
 # Membership questions, each with words of the policy sentence that answers it (the answer copies that sentence).
 MEMBERSHIP_QUESTIONS = (
     ("How many points do Gold members earn per dollar?", "Gold members earn 1.5 points"),
@@ -107,7 +109,6 @@ MEMBERSHIP_QUESTIONS = (
 )
 MEMBERSHIP = "policy-membership"
 FOLLOW_UPS = ("And what is its {attr}?", "What about its {attr}?", "How about the {attr}?")
-FOLLOW_UP_ANSWERS = ("Its {attr} is {value} [{source}].", "The {attr} of the {product} is {value} [{source}].")
 DECLINE = "I don't know."
 NOT_SOLD = ("Ridgeway 60L Trekking Pack", "Stormshell Down Parka", "Basecamp Family 8 Tent",
             "Twinflame Three-Burner Stove", "Meadow 20 Down Sleeping Bag", "Rollaway Bamboo Table",
@@ -335,8 +336,7 @@ def _make(kind: str, rng: random.Random, rows: list[Spec], maker: ExampleMaker, 
         messages, facts = maker.messages(question)
         if not (_shown(facts, spec.fact) and _shown(facts, second.fact)):
             return None
-        answer = (f"The {attr} of the {name} is {spec.value} [{spec.product.source_id}], and its "
-                  f"{second.attribute.lower()} is {second.value} [{second.product.source_id}].")
+        answer = f"{spec.fact} [{spec.product.source_id}]. {second.fact} [{second.product.source_id}]."
         return Example(kind, messages + [{"role": "assistant", "content": answer}], {spec.product.id})
     if kind == "follow-up":
         history = [{"role": "user", "content": f"Tell me about the {name}."},
@@ -346,8 +346,7 @@ def _make(kind: str, rng: random.Random, rows: list[Spec], maker: ExampleMaker, 
         messages, facts = maker.messages(question, history)
         if not _shown(facts, spec.fact):
             return None
-        answer = rng.choice(FOLLOW_UP_ANSWERS).format(attr=attr, value=spec.value, product=name,
-                                                      source=spec.product.source_id)
+        answer = f"{spec.fact} [{spec.product.source_id}]."
         return Example(kind, messages + [{"role": "assistant", "content": answer}], {spec.product.id})
     if kind == "orders":  # every customer with orders: one order or many, one tier or another
         customer = app.customers.get(rng.choice(maker.customers_with_orders))
