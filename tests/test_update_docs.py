@@ -171,3 +171,30 @@ def test_an_earlier_training_mix_of_the_model_lever_is_reported_beside_it():
     out = update_docs.levers_table({"levers": {"levers": [], "model_lever": model}})
     assert "An earlier training mix (13% declines) changed, on dev: right_answer_rate n/a" in out
     assert "refusal_accuracy -0.380 [-0.450, -0.320]; not kept." in out
+
+
+def test_an_earlier_mix_kept_on_dev_shows_its_test_refusals_and_its_cut_off_count():
+    worse = {"mean": -0.023, "low": -0.042, "high": -0.004, "n": 219}
+    summary = {"right_answer_rate": 0.1, "keyfact_accuracy": 0.2, "unsupported_claim_rate": 0.3, "refusal_accuracy": 0.9}
+    model = {"models": {"base": "b", "fine-tuned": "t"}, "recipe": {"name": "full"}, "kept": True,
+             "dev": {}, "test": {"difference": {}, "kept": summary, "ships": True},
+             "earlier": [{"why": "answers around the question", "dev": {}, "kept": True,
+                          "test": {"refusal_accuracy": worse}, "cut_off_check": {"cut_off": 9, "probes": 20}},
+                         {"why": "older", "dev": {}, "kept": False, "test": {"refusal_accuracy": worse}}]}
+    out = update_docs.levers_table({"levers": {"levers": [], "model_lever": model}})
+    assert ("kept; on test: refusal_accuracy -0.023 [-0.042, -0.004]; 9 of 20 probe replies with a source mark"
+            in out), out
+    assert "(older) changed, on dev: right_answer_rate n/a, keyfact_accuracy n/a, unsupported_claim_rate n/a, " \
+           "refusal_accuracy n/a; not kept." in out
+
+
+def test_the_model_lever_shows_order_history_and_latency_on_test():
+    before = {"right_answer_rate": 0.1, "keyfact_accuracy": 0.2, "unsupported_claim_rate": 0.3, "refusal_accuracy": 0.9,
+              "order_keyfact_accuracy": 0.1, "latency_p50_s": 2.626}
+    after = {**before, "order_keyfact_accuracy": 0.0333, "latency_p50_s": 2.029}
+    model = {"models": {"base": "b", "fine-tuned": "t"}, "recipe": {"name": "full"}, "kept": True, "dev": {},
+             "test": {"before": before, "difference": {}, "kept": after, "ships": True},
+             "cut_off_check": {"probes": 20, "cut_off": 1, "shown_cut_short": 0}}
+    out = update_docs.levers_table({"levers": {"levers": [], "model_lever": model}})
+    assert "order-history key facts went from 0.100 (base) to 0.033 (fine-tuned)" in out
+    assert "answer p50 from 2.63 s to 2.03 s" in out and "1 reply puts a source mark" in out

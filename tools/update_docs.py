@@ -284,18 +284,27 @@ def levers_table(measured: dict) -> str:
                   + f" | {'ships' if model['test']['ships'] else 'does not ship'} |"]
         lines.append("| fine-tuned on test (value) | " + " | ".join(f"{model['test']['kept'][n]:.3f}" for n in names)
                      + " | |")
+        before, after = model["test"].get("before") or {}, model["test"]["kept"]
+        if "order_keyfact_accuracy" in after and "order_keyfact_accuracy" in before:
+            lines += ["", f"On test, order-history key facts went from {before['order_keyfact_accuracy']:.3f} (base) to "
+                          f"{after['order_keyfact_accuracy']:.3f} (fine-tuned), and the answer p50 from "
+                          f"{before['latency_p50_s']:.2f} s to {after['latency_p50_s']:.2f} s."]
         if model.get("kinds"):
             lines += ["", "Its training mix: " + ", ".join(f"{n} {k}" for k, n in sorted(model["kinds"].items())) + "."]
         check = model.get("cut_off_check")
         if check:
             lines += ["", f"Answers that end where they should (`answer_check`, {check['probes']} probe questions on the "
-                          f"exported model): {check['cut_off']} replies put a source mark where the answer should be "
+                          f"exported model): {check['cut_off']} {'reply puts' if check['cut_off'] == 1 else 'replies put'} a source mark where the answer should be "
                           f"(the app declines them); {check.get('shown_cut_short', 0)} answers shown cut short."]
         earlier = model.get("earlier") or []
         for mix in [earlier] if isinstance(earlier, dict) else earlier:  # earlier training mixes, oldest first
             lines += ["", f"An earlier training mix ({mix['why']}) changed, on dev: "
                           + ", ".join(f"{n} {_signed(mix['dev'].get(n))}" for n in names)
-                          + f"; {'kept' if mix['kept'] else 'not kept'}."]
+                          + f"; {'kept' if mix['kept'] else 'not kept'}"
+                          + (f"; on test: refusal_accuracy {_signed(mix['test'].get('refusal_accuracy'))}"
+                             if mix.get("test") and mix["kept"] else "")
+                          + (f"; {mix['cut_off_check']['cut_off']} of {mix['cut_off_check']['probes']} probe replies "
+                             "with a source mark where the answer should be" if mix.get("cut_off_check") else "") + "."]
     return "\n".join(lines)
 
 
