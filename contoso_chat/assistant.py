@@ -63,7 +63,8 @@ MARK_FOR_FIGURE = re.compile(
     r"(?:\[\s*(?:product|policy)-[a-z0-9]+\s*\][ \t,]*)+(?:[.!?]|$)", re.IGNORECASE)  # one mark or several
 # the same reply read without its marks: a sentence that stops on the verb its figure should follow ("The Summit
 # Dome 2 Tent weighs." when the mark came after the full stop, "weighs. [product-1]")
-VERB_WITHOUT_FIGURE = re.compile(r"\b(?:is|are|weighs|costs|measures)[ \t]*[.!?](?=\s|$)", re.IGNORECASE)
+VERB_WITHOUT_FIGURE = re.compile(  # also the short forms: "It's." or "That's." alone says nothing
+    r"\b(?:is|are|weighs|costs|measures|it['\u2019]s|that['\u2019]s)[ \t]*[.!](?=\s|$)", re.IGNORECASE)
 CitationStyle = Literal["inline", "json"]
 ACCOUNT_QUESTION = re.compile(  # questions about the customer's own account skip the off-topic decline
     r"\bmy\s+(?:[\w-]+\s+){0,4}(?:orders?|account|tier|membership|points|address|purchases?)\b"

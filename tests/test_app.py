@@ -289,6 +289,10 @@ def test_a_stopped_local_model_is_restarted_on_the_next_question(app):
     ("The Summit Dome 2 Tent weighs [product-1] [product-1].", True),  # several marks where the figure should be
     ("The Summit Dome 2 Tent weighs. [product-1]", True),  # the mark after the full stop: "weighs." on screen
     ("The warranty on the Summit Dome 2 Tent is [product-1], [product-2].", True),
+    ("It's. [product-1]", True),  # the whole reply a short form with nothing after it
+    ("That\u2019s.", True),
+    ("It's 2.1 kg [product-1], and that's light.", False),
+    ("Do you know which tent it is? [product-1]", False),  # a question back is not a cut answer
     ("The Summit Dome 2 Tent weighs 2.1 kg [product-1].", False),
     ("It is light [product-1], and it packs small.", False),  # a mark after a word that needs no figure
 ])
