@@ -110,3 +110,32 @@ def test_a_question_without_the_product_name_gets_it():
     asked = training_data.in_customers_words("How warm are they?", "Alpine Ascent Mountaineering Boots",
                                              random.Random(1))
     assert "alpine ascent mountaineering boots" in asked.lower() and "how warm are they" in asked.lower()
+
+
+def test_order_answers_copy_a_line_of_the_orders_shown():
+    """Order examples come from made-up customers of dev products, so every shape of question can be taught; the
+    answer's product, date and quantity or total are one line of the prompt's order list."""
+    import random
+
+    app = ContosoChat(settings=resolve({}))
+    maker = training_data.ExampleMaker(app, training_data.test_products())
+    rows = training_data.specs({p.id for p in records.products()} - training_data.test_products())
+    rng, made = random.Random(11), []
+    for _ in range(120):
+        example = training_data._order_example(rng, rows, maker)
+        if example and not maker.leaks(example.messages):
+            made.append(example)
+    questions = [e.messages[-2]["content"] for e in made]
+    assert len(made) >= 60 and any(" warranty" in e.answer for e in made), "each shape of question is made"
+    assert any(training_data.customers_word(records.product_by_id(min(e.products))) + " " in q.lower() + " "
+               and records.product_by_id(min(e.products)).name not in q for e, q in zip(made, questions)), \
+        "some questions call the product by its kind, not its name"
+    for example in made:
+        prompt = example.messages[0]["content"]
+        listed = [line for line in prompt.splitlines() if line.startswith("- ")]
+        first = example.answer.split(". ")[0]
+        date = re.search(r"\d{4}-\d{2}-\d{2}", first).group()
+        product = records.product_by_id(min(example.products)).name
+        assert any(date in line and product in line for line in listed), example.answer
+        figure = re.search(r"(\$[\d.]+|\d+ x)", first)
+        assert figure is None or any(figure.group() in line and product in line for line in listed), example.answer

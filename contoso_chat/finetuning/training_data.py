@@ -7,8 +7,9 @@ fact copied verbatim with its source id, as in `Basecamp Family 6 Tent weight: 1
 facts with varied questions and answers (tidy ones and ones in customers' words), care, storage and safety
 sentences from the manuals, the manuals' FAQ answers asked in customers' words (a trip, a worry, several
 sentences of context before the ask), prices from the catalog, the membership policy (the one policy
-no test question draws on), two facts at once, follow-ups that need the history, the orders of
-every customer who has some, and declines. (Without price and policy examples, the model learned to decline every
+no test question draws on), two facts at once, follow-ups that need the history, questions about orders (made-up
+customers who bought dev products, asked about each shape of question, the product named or called by its kind),
+and declines. (Without price and policy examples, the model learned to decline every
 question whose answer is not a specification row.) A decline is taught by what the prompt holds, not by the name
 asked about: most are questions about a real dev product whose facts retrieval did not bring (the
 facts shown are another product's), a few name a product the store does not sell. (Declines that
@@ -206,7 +207,6 @@ class ExampleMaker:
         self.app = app
         self.held_out_names = [records.product_by_id(p).name for p in held_out]
         self.customer = app.customers.get("C1004")  # a customer whose orders hold dev products only
-        self.customers_with_orders = [c.id for c in records.customers() if c.orders]
         self.faqs: list[Faq] = []  # the dev products' FAQ pairs (make_examples fills them)
         self.test_key_facts = [fact for case in records.qa_cases(split="test") for fact in case.key_facts]
         policy_text = records.policy_paths()[MEMBERSHIP].read_text(encoding="utf-8")
@@ -348,20 +348,8 @@ def _make(kind: str, rng: random.Random, rows: list[Spec], maker: ExampleMaker, 
             return None
         answer = f"{spec.fact} [{spec.product.source_id}]."
         return Example(kind, messages + [{"role": "assistant", "content": answer}], {spec.product.id})
-    if kind == "orders":  # every customer with orders: one order or many, one tier or another
-        customer = app.customers.get(rng.choice(maker.customers_with_orders))
-        line = rng.choice(order_lines(customer))
-        asked = rng.choice(("when", "paid", "did", "when", "paid"))
-        question = rng.choice({
-            "when": ("When did I buy my {p}?", "when did my {p} order go through?", "What date did I order the {p}?"),
-            "paid": ("How much did I pay for my {p}?", "what did the {p} cost me?", "How much was my {p} order?"),
-            "did": ("Did I order the {p}?", "can you check if i bought the {p} from you?")}[asked]).format(
-                p=line["product"])
-        messages, _ = maker.messages(question, customer=customer)
-        answer = {"when": f"You bought the {line['product']} on {line['date']}.",
-                  "paid": f"You paid {line['total']} for the {line['product']} on {line['date']}.",
-                  "did": f"Yes, you ordered {line['quantity']} x {line['product']} on {line['date']}."}[asked]
-        return Example(kind, messages + [{"role": "assistant", "content": answer}])
+    if kind == "orders":
+        return _order_example(rng, rows, maker)
     if kind == "missing-facts":
         others = [r for r in rows if r.product.category != spec.product.category]
         other = rng.choice(others)
@@ -376,3 +364,81 @@ def _make(kind: str, rng: random.Random, rows: list[Spec], maker: ExampleMaker, 
                            "Tell me about the {p}.")).format(p=fake)
     messages, _ = maker.messages(question)
     return Example("decline", messages + [{"role": "assistant", "content": DECLINE}])
+
+
+# Order questions ask what a customer's record answers, naming the product as the store does or in the customer's
+# own word for it ("my stove", "the tent I bought"); the answer copies the order line shown.
+ORDER_QUESTIONS = {
+    "when": ("When did I buy my {p}?", "when did my {p} order go through?", "What date did I order the {p}?"),
+    "paid": ("How much did I pay for my {p}?", "what did the {p} cost me?", "How much was my {p} order?"),
+    "did": ("Did I order the {p}?", "can you check if i bought the {p} from you?"),
+    "count": ("How many {p} did I order?", "how many of the {p} did i get from you?",
+              "I can't remember if I bought one {p} or more. How many did I order?"),
+    "which": ("Which {p} did I buy from you?", "what's the name of the {p} i bought? can't remember",
+              "A friend wants the same {p} I have. Which one did I get from you?"),
+    "when-warranty": ("When did I order the {p}, and what is its warranty?",
+                      "when did i buy my {p} and how long is the warranty on it?"),
+}
+TRAINING_NAMES = ("Rowan", "Imke", "Tomasz", "Priya", "Kofi", "Lucia", "Bram", "Yuki", "Sione", "Marta")
+
+
+def customers_word(product: records.Product) -> str:
+    """What a customer calls a product they bought: its kind, not its name ("stove", "sleeping bag")."""
+    words = product.name.lower().split()
+    return " ".join(words[-2:]) if words[-2:] == ["sleeping", "bag"] else words[-1]
+
+
+def training_customer(rng: random.Random, product_ids: Sequence[int], number: int) -> records.Customer:
+    """A made-up customer whose orders hold dev products only: one to five lines, sometimes two on one day, a
+    quantity above one now and then; order ids outside the store's range so none is a real customer's."""
+    picked = rng.sample(sorted(product_ids), rng.randint(1, 5))
+    days: list[str] = []
+    for _ in picked:
+        days.append(days[-1] if days and rng.random() < 0.3 else
+                    f"{rng.randint(2024, 2026)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}")
+    orders = []
+    for i, (product_id, day) in enumerate(zip(picked, sorted(days))):
+        product, quantity = records.product_by_id(product_id), rng.choice((1, 1, 1, 2, 2, 3))
+        orders.append(records.OrderLine(order_id=f"ORD-{90000 + number * 10 + i}", product_id=product_id,
+                                        quantity=quantity, unit_price=product.price,
+                                        total=round(product.price * quantity, 2), date=day))
+    return records.Customer.model_validate({
+        **records.customers()[0].model_dump(), "id": f"C{9000 + number}", "first_name": rng.choice(TRAINING_NAMES),
+        "membership": rng.choice(("Base", "Gold", "Platinum")), "orders": [o.model_dump() for o in orders]})
+
+
+def _by_name(name: str) -> records.Product:
+    return next(p for p in records.products() if p.name == name)
+
+
+def _order_example(rng: random.Random, rows: list[Spec], maker: ExampleMaker) -> Example | None:
+    """A question about a made-up customer's orders, answered from the order line the prompt shows. The facts are
+    the ones retrieval brings for the product's own name, so no test product enters the prompt."""
+    dev = sorted({row.product.id for row in rows})
+    customer = training_customer(rng, dev, rng.randrange(1000))
+    lines = order_lines(customer)
+    line = rng.choice(lines)
+    product = _by_name(line["product"])
+    asked = rng.choice(tuple(ORDER_QUESTIONS))
+    word = customers_word(product)
+    unique_word = sum(customers_word(_by_name(x["product"])) == word for x in lines) == 1
+    if asked == "which" and not unique_word:
+        return None
+    own_word = asked == "which" or (unique_word and rng.random() < 0.5)
+    question = rng.choice(ORDER_QUESTIONS[asked]).format(p=word if own_word else line["product"])
+    query = standalone_query(question.replace(word, line["product"]) if own_word else question, [])
+    facts = maker.app.select_facts(query, maker.app.retriever.search(query, k=maker.app.top_k))
+    messages = maker.app.messages(question, customer, [], facts)
+    if "- " + line["date"] not in messages[0]["content"]:  # the app showed no orders for this wording
+        return None
+    answer = {"when": f"You bought the {line['product']} on {line['date']}.",
+              "paid": f"You paid {line['total']} for the {line['product']} on {line['date']}.",
+              "did": f"Yes, you ordered {line['quantity']} x {line['product']} on {line['date']}.",
+              "count": f"You ordered {line['quantity']} x {line['product']} on {line['date']}.",
+              "which": f"You bought the {line['product']} on {line['date']}."}.get(asked)
+    if asked == "when-warranty":
+        warranty = next((r for r in rows if r.product.id == product.id and r.attribute == "Warranty"), None)
+        if warranty is None or not _shown(facts, warranty.fact):
+            return None
+        answer = f"You bought the {line['product']} on {line['date']}. {warranty.fact} [{product.source_id}]."
+    return Example("orders", messages + [{"role": "assistant", "content": answer}], {product.id})
