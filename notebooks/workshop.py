@@ -7,6 +7,7 @@ only gives the notebooks short names for them. Nothing happens at import time.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -134,10 +135,19 @@ class Stopwatch:
 LONG_CELL_S = 20  # tools/run_workshop.py lists every cell of this length or more
 
 
+def _budget(notebook: str) -> int | None:
+    """The seconds the notebook's first cell allows it ("**Time budget**: 140 s ..."), or None."""
+    path = REPO_ROOT / "notebooks" / f"{notebook}.ipynb"
+    if not path.exists():
+        return None
+    first = json.loads(path.read_text(encoding="utf-8"))["cells"][0]["source"]
+    match = re.search(r"\*\*Time budget\*\*:\s*(\d+)\s*s\b", "".join(first))
+    return int(match.group(1)) if match else None
+
+
 def expected_waits(notebook: str) -> None:
     """Say which cells of this notebook were long waits in the last fresh-clone run (docs/measured.json)."""
-    measured = REPO_ROOT / "docs" / "measured.json"
-    run = json.loads(measured.read_text()).get("workshop", {}) if measured.exists() else {}
+    run = _last_run()
     total = run.get("notebook_seconds", {}).get(notebook)
     if total is None:
         print("No measured run of this notebook yet: `make workshop`, then `python tools/update_docs.py`.")
@@ -145,11 +155,43 @@ def expected_waits(notebook: str) -> None:
     long = [c for c in run.get("slowest_cells", {}).get(notebook, []) if c["seconds"] >= LONG_CELL_S]
     finetune = {True: ", with a `make finetune` model", False: ", no `make finetune` model"}.get(
         run.get("finetune_model_present"), "")
+    allowed = _budget(notebook)
+    verdict = "" if allowed is None else (f" (within its time budget of {allowed} s)" if total <= allowed else
+                                          f" (over its time budget of {allowed} s by {total - allowed:.0f} s)")
     print(f"In the last fresh-clone run ({run['finished_at'][:10]}, {run['machine']['cpus']} cores{finetune}) this "
-          f"notebook's cells took {total:.0f} s in all; "
+          f"notebook's cells took {total:.0f} s in all{verdict}; "
           + (f"the waits of {LONG_CELL_S} s or more:" if long else f"no cell took {LONG_CELL_S} s or more."))
     for cell in long:
         print(f"  about {cell['seconds']:.0f} s: the cell that starts `{cell['starts'][:70]}`")
+
+
+WAIT_LINE = "workshop.expect_wait()"  # the first line of a long cell; the line after it names the cell
+
+
+def _last_run() -> dict:
+    measured = REPO_ROOT / "docs" / "measured.json"
+    return json.loads(measured.read_text()).get("workshop", {}) if measured.exists() else {}
+
+
+def expect_wait(cell_source: str | None = None) -> None:
+    """Called as the first line of a long cell: says, before the work starts, how long this cell took in the last
+    fresh-clone run. The cell is found by its next line among the slowest cells docs/measured.json lists."""
+    if cell_source is None:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        cell_source = shell.user_ns["_ih"][-1] if shell is not None else ""
+    lines = [line for line in cell_source.strip().splitlines() if line.strip() and not line.startswith(WAIT_LINE)]
+    starts = lines[0][:80] if lines else ""
+    run = _last_run()
+    found = [(notebook, cell) for notebook, cells in run.get("slowest_cells", {}).items() for cell in cells
+             if cell["starts"] == starts]
+    if not found:
+        print("This cell has no timing from a fresh-clone run yet; it is one of the longer ones.")
+        return
+    notebook, cell = found[0]
+    print(f"Expect about {cell['seconds']:.0f} s: this cell took that long in the last fresh-clone run "
+          f"({run['finished_at'][:10]}, {run['machine']['cpus']} cores); other work on the machine makes it longer.")
 
 
 def side_by_side(**columns: Sequence[Any]) -> "pd.io.formats.style.Styler":

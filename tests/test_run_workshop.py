@@ -46,3 +46,26 @@ def test_the_slowest_cells_come_first_with_their_number_and_first_line():
     assert run_workshop.cell_seconds(notebook.cells[3]) is None
     assert [c["cell"] for c in run_workshop.slowest_cells(notebook, count=0)] == [3], \
         "beyond `count`, every cell of 20 s or more is listed, and no shorter one"
+
+
+def test_a_long_cell_is_named_by_the_line_after_its_wait_line():
+    cell = f"{run_workshop.WAIT_LINE}\nrows, figures = run()\nprint(figures)"
+    assert run_workshop.first_line(cell) == "rows, figures = run()"
+    assert run_workshop.first_line("rows = run()") == "rows = run()"
+
+
+def test_every_long_cell_of_the_last_run_says_its_wait_first():
+    """A cell of LONG_CELL_S or more in the last fresh-clone run starts with `workshop.expect_wait()`."""
+    import json
+
+    run = json.loads((ROOT / "docs" / "measured.json").read_text())["workshop"]
+    checked = 0
+    for notebook, cells in run["slowest_cells"].items():
+        sources = {run_workshop.first_line(c.source)[:80]: c.source
+                   for c in nbformat.read(ROOT / "notebooks" / f"{notebook}.ipynb", as_version=4).cells
+                   if c.cell_type == "code"}
+        for cell in cells:
+            if cell["seconds"] >= run_workshop.LONG_CELL_S and cell["starts"] in sources:
+                checked += 1
+                assert sources[cell["starts"]].startswith(run_workshop.WAIT_LINE), (notebook, cell["starts"])
+    assert checked >= 10

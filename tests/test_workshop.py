@@ -243,12 +243,32 @@ def test_a_notebook_announces_its_long_cells_from_the_last_fresh_clone_run(tmp_p
            "slowest_cells": {"05_evaluation": [{"cell": 9, "seconds": 486.0, "starts": "rows, figures = run()"},
                                                {"cell": 12, "seconds": 8.0, "starts": "quick()"}]}}
     (tmp_path / "docs" / "measured.json").write_text(json.dumps({"workshop": run}))
+    (tmp_path / "notebooks").mkdir()
+    for name, budget in (("05_evaluation", 140), ("00_introduction", 60)):
+        first = {"cell_type": "markdown", "source": [f"# {name}\n", f"**Time budget**: {budget} s of cells"]}
+        (tmp_path / "notebooks" / f"{name}.ipynb").write_text(json.dumps({"cells": [first]}))
     monkeypatch.setattr(workshop, "REPO_ROOT", tmp_path)
     workshop.expected_waits("05_evaluation")
     said = capsys.readouterr().out
-    assert "667 s in all" in said and "about 486 s: the cell that starts `rows, figures = run()`" in said
+    assert "667 s in all (over its time budget of 140 s by 527 s)" in said and "about 486 s: the cell that starts `rows, figures = run()`" in said
     assert "quick()" not in said and "no `make finetune` model" in said
     workshop.expected_waits("00_introduction")
-    assert "no cell took 20 s or more" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "no cell took 20 s or more" in said and "4 s in all (within its time budget of 60 s)" in said
     workshop.expected_waits("09_missing")
     assert "No measured run of this notebook yet" in capsys.readouterr().out
+
+
+def test_a_long_cell_says_its_wait_before_the_work_starts(tmp_path, monkeypatch, capsys):
+    import workshop
+
+    (tmp_path / "docs").mkdir()
+    run = {"finished_at": "2026-12-04T07:05:15+00:00", "machine": {"cpus": 2},
+           "slowest_cells": {"05_evaluation": [{"cell": 9, "seconds": 486.0, "starts": "rows, figures = run()"}]}}
+    (tmp_path / "docs" / "measured.json").write_text(json.dumps({"workshop": run}))
+    monkeypatch.setattr(workshop, "REPO_ROOT", tmp_path)
+    workshop.expect_wait(f"{workshop.WAIT_LINE}\nrows, figures = run()\nprint(figures)")
+    said = capsys.readouterr().out
+    assert "Expect about 486 s" in said and "2026-12-04, 2 cores" in said
+    workshop.expect_wait(f"{workshop.WAIT_LINE}\nother_work()")
+    assert "no timing from a fresh-clone run yet" in capsys.readouterr().out
