@@ -313,7 +313,8 @@ def slowest_cells_table(measured: dict) -> str:
     if not workshop or "slowest_cells" not in workshop:
         return "_No measured run with cell times yet: run `make workshop`, then `python tools/update_docs.py`._"
     budgets = workshop.get("budget_seconds", {})
-    rows = ["| notebook | ran | budget | slowest cells (cell number: seconds) |", "|---|---|---|---|"]
+    rows = ["| notebook | ran | budget | slowest cells (cell N = the Nth cell from the top, markdown cells counted; "
+            "seconds; first line) |", "|---|---|---|---|"]
     for name, seconds in workshop["notebook_seconds"].items():
         cells = "; ".join(f"{c['cell']}: {c['seconds']:.0f} s `{c['starts']}`" for c in workshop["slowest_cells"].get(name, []))
         allowed = budgets.get(name)
