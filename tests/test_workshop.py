@@ -272,3 +272,18 @@ def test_a_long_cell_says_its_wait_before_the_work_starts(tmp_path, monkeypatch,
     assert "Expect about 486 s" in said and "2026-12-04, 2 cores" in said
     workshop.expect_wait(f"{workshop.WAIT_LINE}\nother_work()")
     assert "no timing from a fresh-clone run yet" in capsys.readouterr().out
+
+
+def test_every_cost_a_notebook_computes_is_shown_with_the_price_lists_age():
+    """A cost from data/pricing.csv sits beside records.price_warning(), which says when the list is stale."""
+    unwarned, costing = [], 0
+    for path in sorted((REPO_ROOT / "notebooks").glob("*.ipynb")):
+        sources = ["".join(c["source"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"]
+                   if c["cell_type"] == "code"]
+        first = next((i for i, source in enumerate(sources) if "input_per_1k" in source), None)
+        if first is not None:
+            costing += 1
+            if not any("price_warning()" in source for source in sources[:first + 1]):
+                unwarned.append(path.stem)
+    assert costing >= 4, "00, 01, 02 and 07 show prices or costs"
+    assert unwarned == [], "the first cell that shows prices (or one before it) says how old they are"
