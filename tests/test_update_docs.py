@@ -211,3 +211,17 @@ def test_every_benchmark_target_in_readme_says_whether_it_was_met():
             if line.startswith("| ") and "| target" in line and "| measured |" not in line]
     assert len(rows) >= 15
     assert all(row.rstrip(" |").endswith(("met", "NOT met")) for row in rows), rows
+
+
+def test_a_make_eval_table_says_when_notebook_05_measured_the_same_split_differently():
+    run = {"split": "test", "cases": 219, "model": "m", "refusal_accuracy": 0.927,
+           "intervals": {"refusal_accuracy": {"mean": 0.927, "low": 0.87, "high": 0.97, "n": 219}}}
+    workshop = {"finished_at": "2026-12-04T17:12:30", "figures": {"eval_refusal_accuracy_test": 0.9635,
+                                                                  "eval_served_model": "m"}}
+    apart = update_docs.evaluation_table({"evaluation": {"rag": run}, "workshop": workshop})
+    assert "refusal_accuracy 0.964 (here 0.927)" in apart and "the app changed between the two runs" in apart
+    workshop["figures"]["eval_refusal_accuracy_test"] = 0.929
+    assert "Notebook 05" not in update_docs.evaluation_table({"evaluation": {"rag": run}, "workshop": workshop})
+    workshop["figures"].update(eval_refusal_accuracy_test=0.5, eval_served_model="other")
+    assert "That run served other, this one m" in update_docs.evaluation_table({"evaluation": {"rag": run},
+                                                                               "workshop": workshop})

@@ -169,7 +169,37 @@ def evaluation_table(measured: dict) -> str:
                 continue
             cells.append("n/a" if value is None else _fmt(value))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    rag = runs.get("rag", {})
+    lines += _beside_notebook(measured, rag.get("model"), {
+        name: (rag.get("intervals", {}).get(name, rag.get(name)), key) for name, key in (
+            ("keyfact_accuracy", "eval_keyfact_accuracy_test"), ("unsupported_claim_rate", "eval_unsupported_claim_rate"),
+            ("refusal_accuracy", "eval_refusal_accuracy_test"))})
     return "\n".join(lines)
+
+
+NOTEBOOK_FIGURES_APART = 0.005  # two runs of the same cases on the same model differ by more only if the app changed
+
+
+def _mean(value) -> float | None:
+    return value.get("mean") if isinstance(value, dict) else value
+
+
+def _beside_notebook(measured: dict, model: str | None, pairs: dict) -> list[str]:
+    """A line under a `make eval` table for each figure notebook 05's last fresh-clone run measured differently on
+    the same split: the same cases on the same model differ only when the app changed between the two runs."""
+    workshop = measured.get("workshop", {})
+    figures = workshop.get("figures", {})
+    apart = [(name, _mean(ours), _mean(figures[key])) for name, (ours, key) in pairs.items()
+             if key in figures and _mean(ours) is not None and _mean(figures[key]) is not None
+             and abs(_mean(ours) - _mean(figures[key])) > NOTEBOOK_FIGURES_APART]
+    if not apart:
+        return []
+    same_model = model is None or figures.get("eval_served_model") in (None, model)
+    listed = "; ".join(f"{name} {theirs:.3f} (here {ours:.3f})" for name, ours, theirs in apart)
+    why = ("The cases and the model are the same, so the app changed between the two runs" if same_model else
+           f"That run served {figures.get('eval_served_model')}, this one {model}")
+    return ["", f"Notebook 05 in the last fresh-clone `make workshop` ({workshop.get('finished_at', '')[:10]}) measured "
+                f"the same test split differently: {listed}. {why}; rerun `make eval` to bring this table up to date."]
 
 
 def robustness_table(measured: dict) -> str:
@@ -185,6 +215,9 @@ def robustness_table(measured: dict) -> str:
     lines += [f"| test split, all {run['test_cases']} cases | {_fmt(run['keyfact_test'])} |",
               f"| audit set, {run['audit_cases']} fresh questions | {_fmt(run['keyfact_audit'])} |",
               f"| audit minus test | {_fmt(run['audit_minus_test'])} |"]
+    lines += _beside_notebook(measured, measured.get("evaluation", {}).get("rag", {}).get("model"), {
+        "paraphrase consistency": (run.get("paraphrase_consistency"), "eval_paraphrase_consistency"),
+        "audit key-fact accuracy": (run.get("keyfact_audit"), "eval_audit_keyfact_accuracy")})
     return "\n".join(lines)
 
 
