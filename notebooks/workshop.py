@@ -309,6 +309,17 @@ def read_answer(answer: str, shown: Sequence[str] | str = (), key_facts: Sequenc
     return f"{verdict}: " + ("; ".join(parts) if parts else "no key fact to check, nothing unsupported found")
 
 
+def read_without_facts(answer: str) -> str:
+    """A reading for an answer to a prompt that gave no facts (general questions in notebook 02): nothing can make it
+    right, but every figure and name it states (a place, a brand, a resort) is the model's own, and is listed."""
+    from contoso_chat.evaluation import rai_scorer
+
+    invented = rai_scorer.unsupported(answer, [""])
+    return "unchecked: no facts were given; " + (
+        f"{', '.join(invented)} {'is' if len(invented) == 1 else 'are'} the model's own" if invented
+        else "it states no figure or name to check")
+
+
 def explain(error: Exception) -> str:
     """A one-sentence explanation of a failed model call, with what to do."""
     return chat.explain_model_error(error)

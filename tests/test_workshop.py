@@ -287,3 +287,11 @@ def test_every_cost_a_notebook_computes_is_shown_with_the_price_lists_age():
                 unwarned.append(path.stem)
     assert costing >= 4, "00, 01, 02 and 07 show prices or costs"
     assert unwarned == [], "the first cell that shows prices (or one before it) says how old they are"
+
+
+def test_an_answer_to_a_prompt_without_facts_lists_what_the_model_made_up():
+    import workshop
+
+    said = workshop.read_without_facts("The ideal campsite is the 'Bali Nightingale' resort, 3 km from the beach.")
+    assert said.startswith("unchecked: no facts were given") and "Bali Nightingale" in said and "3 km" in said
+    assert workshop.read_without_facts("A headlamp keeps your hands free.").endswith("no figure or name to check")
