@@ -53,7 +53,7 @@ def score(rows: pd.DataFrame) -> pd.DataFrame:
     scored = [{k: v for k, v in score_answer(row).items() if k not in ("declined", "citation_recall")}
               for row in rows.to_dict("records")]
     keep = ["id", "family", "category", "question", "response", "citations", "declined", "invalid_citations", "failed",
-            "latency_s", "completion_tokens"]
+            "latency_s", "completion_tokens", "shown"]  # shown: what the model read, for a reading of each answer
     keep = [column for column in keep if column in rows]
     return pd.concat([rows[keep].reset_index(drop=True), pd.DataFrame(scored, dtype=float)], axis=1)
 
@@ -124,7 +124,8 @@ def run(split: records.Split | None = "dev", limit: int | None = None, out_dir: 
     per_case = answer_both(cases, base)
     comparison = compare(per_case)
     choice = choose(comparison)
-    per_case.to_json(out_dir / "per_case.jsonl", orient="records", lines=True, force_ascii=False)
+    per_case.drop(columns=["shown"], errors="ignore").to_json(out_dir / "per_case.jsonl", orient="records", lines=True,
+                                                              force_ascii=False)
     summary = {"split": split or "all", "cases": len(cases), "chosen": choice.style, "reason": choice.reason,
                "latency_p50_s": latency(per_case),
                "comparison": json.loads(comparison.replace({np.nan: None}).to_json(orient="index"))}
