@@ -135,13 +135,15 @@ class Stopwatch:
 LONG_CELL_S = 20  # tools/run_workshop.py lists every cell of this length or more
 
 
+BUDGET = re.compile(r"\*\*Time budget\*\*:\s*(\d+)\s*s\b")  # in a notebook's first cell; run_workshop checks it
+
+
 def _budget(notebook: str) -> int | None:
     """The seconds the notebook's first cell allows it ("**Time budget**: 140 s ..."), or None."""
     path = REPO_ROOT / "notebooks" / f"{notebook}.ipynb"
     if not path.exists():
         return None
-    first = json.loads(path.read_text(encoding="utf-8"))["cells"][0]["source"]
-    match = re.search(r"\*\*Time budget\*\*:\s*(\d+)\s*s\b", "".join(first))
+    match = BUDGET.search("".join(json.loads(path.read_text(encoding="utf-8"))["cells"][0]["source"]))
     return int(match.group(1)) if match else None
 
 
@@ -168,6 +170,12 @@ def expected_waits(notebook: str) -> None:
 WAIT_LINE = "workshop.expect_wait()"  # the first line of a long cell; the line after it names the cell
 
 
+def cell_name(source: str) -> str:
+    """What names a cell in the timings: its first line, after the `workshop.expect_wait()` line of a long cell."""
+    lines = [line for line in source.strip().splitlines() if line.strip() and not line.startswith(WAIT_LINE)]
+    return lines[0] if lines else ""
+
+
 def _last_run() -> dict:
     measured = REPO_ROOT / "docs" / "measured.json"
     return json.loads(measured.read_text()).get("workshop", {}) if measured.exists() else {}
@@ -181,15 +189,13 @@ def expect_wait(cell_source: str | None = None) -> None:
 
         shell = get_ipython()
         cell_source = shell.user_ns["_ih"][-1] if shell is not None else ""
-    lines = [line for line in cell_source.strip().splitlines() if line.strip() and not line.startswith(WAIT_LINE)]
-    starts = lines[0][:80] if lines else ""
+    starts = cell_name(cell_source)[:80]
     run = _last_run()
-    found = [(notebook, cell) for notebook, cells in run.get("slowest_cells", {}).items() for cell in cells
-             if cell["starts"] == starts]
+    found = [cell for cells in run.get("slowest_cells", {}).values() for cell in cells if cell["starts"] == starts]
     if not found:
         print("This cell has no timing from a fresh-clone run yet; it is one of the longer ones.")
         return
-    notebook, cell = found[0]
+    cell = found[0]
     print(f"Expect about {cell['seconds']:.0f} s: this cell took that long in the last fresh-clone run "
           f"({run['finished_at'][:10]}, {run['machine']['cpus']} cores); other work on the machine makes it longer.")
 

@@ -50,8 +50,8 @@ def test_the_slowest_cells_come_first_with_their_number_and_first_line():
 
 def test_a_long_cell_is_named_by_the_line_after_its_wait_line():
     cell = f"{run_workshop.WAIT_LINE}\nrows, figures = run()\nprint(figures)"
-    assert run_workshop.first_line(cell) == "rows, figures = run()"
-    assert run_workshop.first_line("rows = run()") == "rows = run()"
+    assert run_workshop.cell_name(cell) == "rows, figures = run()"
+    assert run_workshop.cell_name("rows = run()") == "rows = run()"
 
 
 def test_every_long_cell_of_the_last_run_says_its_wait_first():
@@ -61,7 +61,7 @@ def test_every_long_cell_of_the_last_run_says_its_wait_first():
     run = json.loads((ROOT / "docs" / "measured.json").read_text())["workshop"]
     checked = 0
     for notebook, cells in run["slowest_cells"].items():
-        sources = {run_workshop.first_line(c.source)[:80]: c.source
+        sources = {run_workshop.cell_name(c.source)[:80]: c.source
                    for c in nbformat.read(ROOT / "notebooks" / f"{notebook}.ipynb", as_version=4).cells
                    if c.cell_type == "code"}
         for cell in cells:

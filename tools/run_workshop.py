@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ from contoso_chat.backends.environment import prepare_offline_environment  # noq
 from contoso_chat.paths import build_dir  # noqa: E402
 from contoso_chat.backends.local_model import finetuned_model_path  # noqa: E402
 sys.path.insert(0, str(ROOT / "notebooks"))
-from workshop import LONG_CELL_S, WAIT_LINE  # noqa: E402  a cell this long is a wait the notebook announces
+from workshop import BUDGET, LONG_CELL_S, WAIT_LINE, cell_name  # noqa: E402  a cell this long is a wait the notebook announces
 
 CELL_TIMEOUT_S = 900
 KERNEL_NAME = "contoso-chat"  # registered for .venv by `make setup`
@@ -43,7 +42,6 @@ def notebooks(filters: list[str]) -> list[Path]:
     return [p for p in found if not filters or any(f in p.name for f in filters)]
 
 
-BUDGET = re.compile(r"\*\*Time budget\*\*:\s*(\d+)\s*s\b")
 
 
 def budget(notebook) -> int | None:
@@ -64,16 +62,10 @@ def cell_seconds(cell) -> float | None:
 
 
 
-def first_line(source: str) -> str:
-    """What names a cell: its first line, after the `workshop.expect_wait()` line a long cell starts with."""
-    lines = [line for line in source.strip().splitlines() if line.strip() and not line.startswith(WAIT_LINE)]
-    return lines[0] if lines else ""
-
-
 def slowest_cells(notebook, count: int = 3) -> list[dict]:
     """The `count` slowest code cells, and every other cell of LONG_CELL_S or more: their number (1-based, counting
     every cell), seconds and first line, slowest first."""
-    timed = [(number, cell_seconds(cell), first_line(cell.source))
+    timed = [(number, cell_seconds(cell), cell_name(cell.source))
              for number, cell in enumerate(notebook.cells, start=1) if cell.cell_type == "code"]
     timed = sorted((t for t in timed if t[1] is not None), key=lambda t: -t[1])
     timed = [t for rank, t in enumerate(timed) if rank < count or t[1] >= LONG_CELL_S]
