@@ -271,11 +271,17 @@ def prompty_model() -> dict:
     return {"configuration": configuration}
 
 
+# an order number, or a date or code that starts with a year ("2025-1376", "2026-06-21", "ORD-40084"); ranges such
+# as "5-10" are left alone
+CODE = re.compile(r"\b(?:[A-Z]{2,5}-\d{3,}|(?:19|20)\d{2}-\d+(?:-\d+)*)\b")
+
+
 def read_answer(answer: str, shown: Sequence[str] | str = (), key_facts: Sequence[str] = ()) -> str:
     """One line that reads an answer for the learner: the key facts it states or misses, and any figure or name
     (a store, brand or organisation), superlative or rank it states that appears nowhere in what the model was
     shown, computed with the evaluation's own metrics, and a key fact converted wrongly into its other unit
-    ("90 m (267 feet)" where the key fact says 90 m | 295 ft). "right" needs every key fact and nothing
+    ("90 m (267 feet)" where the key fact says 90 m | 295 ft), and any code, order number or date the facts do not
+    hold ("a 2025-1376 Mountaineering Boots"). "right" needs every key fact and nothing
     unsupported; "unchecked" means there was no key fact, or no facts shown, to check against."""
     from contoso_chat.evaluation import metrics, rai_scorer
 
@@ -306,6 +312,8 @@ def read_answer(answer: str, shown: Sequence[str] | str = (), key_facts: Sequenc
         wrong = bool(missed) or len(extra) > metrics.MAX_EXTRA_FIGURES or bool(clashes)
     if shown:
         invented = rai_scorer.unsupported(answer, shown)
+        source = " ".join(shown)
+        invented += [code for code in dict.fromkeys(CODE.findall(answer)) if code not in source]
         if invented:
             parts.append(f"{', '.join(invented)} {'is' if len(invented) == 1 else 'are'} in none of the facts shown")
             wrong = True

@@ -295,3 +295,13 @@ def test_an_answer_to_a_prompt_without_facts_lists_what_the_model_made_up():
     said = workshop.read_without_facts("The ideal campsite is the 'Bali Nightingale' resort, 3 km from the beach.")
     assert said.startswith("unchecked: no facts were given") and "Bali Nightingale" in said and "3 km" in said
     assert workshop.read_without_facts("A headlamp keeps your hands free.").endswith("no figure or name to check")
+
+
+def test_a_code_or_date_the_facts_do_not_hold_is_read_as_invented():
+    import workshop
+
+    shown = ["Their orders:\n- 2026-06-21: 1 x Blaze Micro Canister Stove, total $49.00 (ORD-40028)"]
+    made_up = workshop.read_answer("The product you requested is a 2025-1376 Mountaineering Boots.", shown)
+    assert made_up.startswith("wrong:") and "2025-1376" in made_up
+    assert workshop.read_answer("You ordered it on 2026-06-21 (ORD-40028).", shown, ["2026-06-21"]).startswith("right")
+    assert "ORD-40099" in workshop.read_answer("Your order is ORD-40099.", shown)
