@@ -127,6 +127,8 @@ def test_order_answers_copy_a_line_of_the_orders_shown():
             made.append(example)
     questions = [e.messages[-2]["content"] for e in made]
     assert len(made) >= 60 and any(" warranty" in e.answer for e in made), "each shape of question is made"
+    assert any("ORD-" in e.answer for e in made), "order-number questions are made where the prompt shows ids"
+    assert any("order ORD-" not in e.messages[0]["content"] for e in made), "some prompts list orders without ids"
     assert any(training_data.customers_word(records.product_by_id(min(e.products))) + " " in q.lower() + " "
                and records.product_by_id(min(e.products)).name not in q for e, q in zip(made, questions)), \
         "some questions call the product by its kind, not its name"
@@ -139,3 +141,5 @@ def test_order_answers_copy_a_line_of_the_orders_shown():
         assert any(date in line and product in line for line in listed), example.answer
         figure = re.search(r"(\$[\d.]+|\d+ x)", first)
         assert figure is None or any(figure.group() in line and product in line for line in listed), example.answer
+        for order_id in re.findall(r"ORD-\d+", example.answer):
+            assert any(order_id in line and product in line for line in listed), example.answer

@@ -8,8 +8,9 @@ facts with varied questions and answers (tidy ones and ones in customers' words)
 sentences from the manuals, the manuals' FAQ answers asked in customers' words (a trip, a worry, several
 sentences of context before the ask), prices from the catalog, the membership policy (the one policy
 no test question draws on), two facts at once, follow-ups that need the history, questions about orders (made-up
-customers who bought dev products, asked about each shape of question, the product named or called by its kind),
-and declines. (Without price and policy examples, the model learned to decline every
+customers who bought dev products, asked about each shape of question, the product named or called by its kind;
+half the prompts list every order, half only the lines asked about with their order ids, as the matched-orders
+lever shows them), and declines. (Without price and policy examples, the model learned to decline every
 question whose answer is not a specification row.) A decline is taught by what the prompt holds, not by the name
 asked about: most are questions about a real dev product whose facts retrieval did not bring (the
 facts shown are another product's), a few name a product the store does not sell. (Declines that
@@ -24,8 +25,10 @@ answer states a key fact of a test question.
 
 from __future__ import annotations
 
+import copy
 import math
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -207,6 +210,8 @@ class ExampleMaker:
         self.app = app
         self.held_out_names = [records.product_by_id(p).name for p in held_out]
         self.customer = app.customers.get("C1004")  # a customer whose orders hold dev products only
+        self.matched_app = copy.copy(app)  # the same app showing only the orders asked about, with their ids
+        self.matched_app.matched_orders = True
         self.faqs: list[Faq] = []  # the dev products' FAQ pairs (make_examples fills them)
         self.test_key_facts = [fact for case in records.qa_cases(split="test") for fact in case.key_facts]
         policy_text = records.policy_paths()[MEMBERSHIP].read_text(encoding="utf-8")
@@ -237,7 +242,7 @@ def _shown(facts, text: str) -> bool:
 # model trained on 43 declines in 320 examples (13%) made the wrong decline decision on 40% of the dev questions,
 # and one trained on 23 (7%) still declined 28 dev questions whose answer it was shown.
 PLAN = {"fact": 24, "customer-fact": 14, "care": 10, "faq": 10, "price": 6, "policy": 6, "two-facts": 10,
-        "follow-up": 10, "orders": 8, "missing-facts": 2, "not-sold": 1}
+        "follow-up": 10, "orders": 12, "missing-facts": 2, "not-sold": 1}
 GIVE_UP_AFTER = 60
 
 
@@ -377,8 +382,14 @@ ORDER_QUESTIONS = {
     "which": ("Which {p} did I buy from you?", "what's the name of the {p} i bought? can't remember",
               "A friend wants the same {p} I have. Which one did I get from you?"),
     "when-warranty": ("When did I order the {p}, and what is its warranty?",
-                      "when did i buy my {p} and how long is the warranty on it?"),
+                      "when did i buy my {p} and how long is the warranty on it?",
+                      "The {p} I got from you has stopped working. When did I order it, and how long is its warranty?",
+                      "something is wrong with my {p}. when did i buy it and how long does the warranty last?"),
+    # only asked of prompts that show order ids (the matched-orders form): the other form has none to copy
+    "number": ("What is the order number of my {p} purchase?", "can u find the order # for the {p} i bought?",
+               "I need the order number for my {p} to fill in a form, and I lost the email. What is it?"),
 }
+WARRANTY_TERM = re.compile(r"\bwarranty\b.*\b\d+ years?\b", re.IGNORECASE)  # "... Limited Warranty for 3 years"
 TRAINING_NAMES = ("Rowan", "Imke", "Tomasz", "Priya", "Kofi", "Lucia", "Bram", "Yuki", "Sione", "Marta")
 
 
@@ -419,7 +430,10 @@ def _order_example(rng: random.Random, rows: list[Spec], maker: ExampleMaker) ->
     lines = order_lines(customer)
     line = rng.choice(lines)
     product = _by_name(line["product"])
-    asked = rng.choice(tuple(ORDER_QUESTIONS))
+    # Half the prompts list every order without ids (the shipped form), half only the lines the question is about,
+    # each with its order id (the matched-orders lever), so the model can be served either way.
+    app = maker.matched_app if rng.random() < 0.5 else maker.app
+    asked = rng.choice([shape for shape in ORDER_QUESTIONS if shape != "number" or app.matched_orders])
     word = customers_word(product)
     unique_word = sum(customers_word(_by_name(x["product"])) == word for x in lines) == 1
     if asked == "which" and not unique_word:
@@ -427,18 +441,20 @@ def _order_example(rng: random.Random, rows: list[Spec], maker: ExampleMaker) ->
     own_word = asked == "which" or (unique_word and rng.random() < 0.5)
     question = rng.choice(ORDER_QUESTIONS[asked]).format(p=word if own_word else line["product"])
     query = standalone_query(question.replace(word, line["product"]) if own_word else question, [])
-    facts = maker.app.select_facts(query, maker.app.retriever.search(query, k=maker.app.top_k))
-    messages = maker.app.messages(question, customer, [], facts)
-    if "- " + line["date"] not in messages[0]["content"]:  # the app showed no orders for this wording
-        return None
+    facts = app.select_facts(query, app.retriever.search(query, k=app.top_k))
+    messages = app.messages(question, customer, [], facts)
+    if f'{line["date"]}: {line["quantity"]} x {line["product"]}' not in messages[0]["content"]:
+        return None  # the app showed no orders for this wording
     answer = {"when": f"You bought the {line['product']} on {line['date']}.",
               "paid": f"You paid {line['total']} for the {line['product']} on {line['date']}.",
               "did": f"Yes, you ordered {line['quantity']} x {line['product']} on {line['date']}.",
               "count": f"You ordered {line['quantity']} x {line['product']} on {line['date']}.",
-              "which": f"You bought the {line['product']} on {line['date']}."}.get(asked)
-    if asked == "when-warranty":
-        warranty = next((r for r in rows if r.product.id == product.id and r.attribute == "Warranty"), None)
-        if warranty is None or not _shown(facts, warranty.fact):
+              "which": f"You bought the {line['product']} on {line['date']}.",
+              "number": f"Your {line['product']} order of {line['date']} is order {line['order_id']}."}.get(asked)
+    if asked == "when-warranty":  # the date from the order line, then the product's warranty term as shown
+        term = next((f.text for f in facts if f.source_id == product.source_id and WARRANTY_TERM.search(f.text)), None)
+        if term is None:
             return None
-        answer = f"You bought the {line['product']} on {line['date']}. {warranty.fact} [{product.source_id}]."
+        answer = (f"You bought the {line['product']} on {line['date']}. "
+                  f"{term.removeprefix(product.name + ': ').strip().rstrip('.')} [{product.source_id}].")
     return Example("orders", messages + [{"role": "assistant", "content": answer}], {product.id})
