@@ -54,11 +54,10 @@ levers: setup
 	$(WITH_SERVERS) $(PY) -m contoso_chat.evaluation.levers
 
 # the make finetune model as a lever: the shipped app on each model, dev then test, compared case by case
+# (on the fine-tuned model also the levers measured on it, FINE_TUNED_LEVERS)
 model-lever: setup
-	LOCAL_MODEL_VARIANT=base $(WITH_SERVERS) $(PY) -m contoso_chat.evaluation --variant rag --split dev --judge 0 --engine direct --out build/eval/levers/model-base-dev
-	LOCAL_MODEL_VARIANT=base $(WITH_SERVERS) $(PY) -m contoso_chat.evaluation --variant rag --split test --judge 0 --engine direct --out build/eval/levers/model-base-test
-	LOCAL_MODEL_VARIANT=fine-tuned $(WITH_SERVERS) $(PY) -m contoso_chat.evaluation --variant rag --split dev --judge 0 --engine direct --out build/eval/levers/model-fine-tuned-dev
-	LOCAL_MODEL_VARIANT=fine-tuned $(WITH_SERVERS) $(PY) -m contoso_chat.evaluation --variant rag --split test --judge 0 --engine direct --out build/eval/levers/model-fine-tuned-test
+	LOCAL_MODEL_VARIANT=base $(WITH_SERVERS) $(PY) -m contoso_chat.evaluation.levers --model-runs
+	LOCAL_MODEL_VARIANT=fine-tuned $(WITH_SERVERS) $(PY) -m contoso_chat.evaluation.levers --model-runs
 	$(PY) -m contoso_chat.evaluation.levers --model-lever
 
 # Agent Framework lives in .venv/agent-framework (it needs a newer OpenTelemetry than prompt flow accepts)

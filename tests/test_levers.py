@@ -316,4 +316,38 @@ def test_the_fine_tuned_model_is_a_lever_kept_only_when_it_adds_right_answers_on
     assert entry["models"] == {"base": "smollm2-135m-instruct", "fine-tuned": "smollm2-135m-contoso"}
     assert entry["recipe"] == {"name": "full"}
     report = {"levers": [], "model_lever": entry}
-    assert list(levers.table(report)["lever"]) == ["fine-tuned-model"]
+    assert list(levers.table(report)["lever"]) == ["fine-tuned-model"] and "on_fine_tuned" not in entry
+    lever = levers.FINE_TUNED_LEVERS[0].name  # the same answers as the fine-tuned model on dev: not kept
+    write(lever, "dev", better, "smollm2-135m-contoso")
+    write(lever, "test", worse, "smollm2-135m-contoso")
+    on_top = levers.model_lever(tmp_path)["on_fine_tuned"]
+    assert [e["lever"] for e in on_top] == [lever] and not on_top[0]["kept"] and not on_top[0]["test"]["ships"]
+    assert on_top[0]["dev_summary"]["latency_p50_s"] is None, "its answers are mostly reused: no latency of its own"
+    assert list(levers.table({"levers": [], "model_lever": levers.model_lever(tmp_path)})["lever"]) == \
+        ["fine-tuned-model", lever]
+
+
+def test_model_runs_answer_the_levers_on_the_fine_tuned_model_with_its_answer_cache(monkeypatch, tmp_path):
+    """`make model-lever` answers each lever on the fine-tuned model through the app with that lever on, sharing the
+    shipped app's answer cache (only changed prompts are answered again); the base model gets no such lever."""
+    from contoso_chat.evaluation import run
+
+    seen = []
+
+    def evaluate_variant(variant, split, limit=None, engine="direct", out_dir=None, assistant=None):
+        seen.append((out_dir.name, assistant))
+        return frame([1, 0], [1, 0]).assign(failed=False), {}
+
+    monkeypatch.setattr(run, "evaluate_variant", evaluate_variant)
+    with pytest.raises(ValueError, match="LOCAL_MODEL_VARIANT='large'"):
+        levers.model_runs("large", tmp_path)
+    levers.model_runs("fine-tuned", tmp_path, log=lambda *_: None)
+    lever = levers.FINE_TUNED_LEVERS[0].name
+    assert [name for name, _ in seen] == ["model-fine-tuned-dev", f"model-{lever}-dev",
+                                          "model-fine-tuned-test", f"model-{lever}-test"]
+    shipped, matched = seen[0][1], seen[1][1]
+    assert matched.matched_orders and not shipped.matched_orders
+    assert matched.answer_cache is shipped.answer_cache and matched.chat is shipped.chat
+    seen.clear()
+    levers.model_runs("base", tmp_path, log=lambda *_: None)
+    assert [name for name, _ in seen] == ["model-base-dev", "model-base-test"]

@@ -200,6 +200,24 @@ def test_the_model_lever_shows_order_history_and_latency_on_test():
     assert "answer p50 from 2.63 s to 2.03 s" in out and "1 reply puts a source mark" in out
 
 
+def test_a_lever_measured_on_the_fine_tuned_model_shows_its_verdicts_and_order_history():
+    summary = {"right_answer_rate": 0.3, "keyfact_accuracy": 0.4, "unsupported_claim_rate": 0.0, "refusal_accuracy": 0.9,
+               "order_keyfact_accuracy": 0.2, "latency_p50_s": 1.6}
+    gain = {"mean": 0.05, "low": 0.01, "high": 0.09, "n": 219}
+    lever = {"lever": "matched-orders-on-fine-tuned", "what": "only the orders asked about", "kept": True,
+             "dev": {"right_answer_rate": gain},
+             "test": {"before": summary, "kept": {**summary, "order_keyfact_accuracy": 0.5, "latency_p50_s": None},
+                      "difference": {"refusal_accuracy": {"mean": -0.03, "low": -0.05, "high": -0.01, "n": 219}},
+                      "ships": False}}
+    model = {"models": {"base": "b", "fine-tuned": "t"}, "recipe": {"name": "full"}, "kept": True, "dev": {},
+             "test": {"before": summary, "difference": {}, "kept": summary, "ships": True}, "on_fine_tuned": [lever]}
+    out = update_docs.levers_table({"levers": {"levers": [], "model_lever": model}})
+    assert "`matched-orders-on-fine-tuned` (only the orders asked about)" in out
+    assert "| dev | +0.050 [+0.010, +0.090] | n/a | n/a | n/a | kept |" in out, out
+    assert "| test | n/a | n/a | n/a | -0.030 [-0.050, -0.010] | does not ship |" in out
+    assert "order-history key facts on test went from 0.200 to 0.500" in out
+
+
 def test_every_benchmark_target_in_readme_says_whether_it_was_met():
     """A missed target (the hybrid recall below keyword's, the RAG gain under 0.30) reads "NOT met", not as a pass."""
     from contoso_chat.evaluation.loadtest import judged

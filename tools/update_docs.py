@@ -329,6 +329,18 @@ def levers_table(measured: dict) -> str:
             lines += ["", f"Answers that end where they should (`answer_check`, {check['probes']} probe questions on the "
                           f"exported model): {check['cut_off']} {'reply puts' if check['cut_off'] == 1 else 'replies put'} a source mark where the answer should be "
                           f"(the app declines them); {check.get('shown_cut_short', 0)} answers shown cut short."]
+        for lever in model.get("on_fine_tuned", []):
+            before, after = lever["test"]["before"], lever["test"]["kept"]
+            lines += ["", f"A lever on the fine-tuned model, `{lever['lever']}` ({lever['what']}), minus the shipped "
+                          "app on that model, same cases, 90% interval:", "",
+                      "| split | " + " | ".join(names) + " | kept / ships |", "|---|" + "---|" * (len(names) + 1),
+                      "| dev | " + " | ".join(_signed(lever["dev"].get(n)) for n in names)
+                      + f" | {'kept' if lever['kept'] else 'not kept'} |",
+                      "| test | " + " | ".join(_signed(lever["test"]["difference"].get(n)) for n in names)
+                      + f" | {'ships' if lever['test']['ships'] else 'does not ship'} |"]
+            if after.get("order_keyfact_accuracy") is not None and before.get("order_keyfact_accuracy") is not None:
+                lines += ["", f"With it, order-history key facts on test went from {before['order_keyfact_accuracy']:.3f} "
+                              f"to {after['order_keyfact_accuracy']:.3f}."]
         earlier = model.get("earlier") or []
         for mix in [earlier] if isinstance(earlier, dict) else earlier:  # earlier training mixes, oldest first
             lines += ["", f"An earlier training mix ({mix['why']}) changed, on dev: "

@@ -307,15 +307,49 @@ def store_baseline(report: dict, out_dir: Path | None = None) -> Path:
     return save_baseline(table, report["model"])
 
 
+def model_run_dir(variant: str, split: str, out_dir: Path | None = None) -> Path:
+    """Where `make model-lever` keeps the shipped app's rows on one model and split."""
+    return (out_dir or build_dir() / "eval" / "levers") / f"model-{variant}-{split}"
+
+
 MODEL_LEVER = Lever("fine-tuned-model", {"LOCAL_MODEL_VARIANT": "fine-tuned"},
                     "the shipped app served by the `make finetune` model instead of the base model "
                     "(reference: the shipped app on the base model)")
 MODEL_RUNS = ("base", "fine-tuned")  # LOCAL_MODEL_VARIANT of each run (`make model-lever`)
+# Levers measured on the fine-tuned model, against the shipped app on that model: its training shows order lists in
+# both forms, so the matched-orders form may help it where it did not help the base model.
+FINE_TUNED_LEVERS = (
+    Lever("matched-orders-on-fine-tuned", {"LOCAL_MODEL_VARIANT": "fine-tuned", "matched_orders": True},
+          "the fine-tuned model shown only the orders a question is about, each with its order id (reference: the "
+          "shipped app on the fine-tuned model)"),
+)
 
 
-def model_run_dir(variant: str, split: str, out_dir: Path | None = None) -> Path:
-    """Where `make model-lever` keeps the shipped app's rows on one model and split."""
-    return (out_dir or build_dir() / "eval" / "levers") / f"model-{variant}-{split}"
+def model_runs(model: str, out_dir: Path | None = None, limit: int | None = None, log=print) -> None:
+    """`make model-lever`'s answers on one model (the LOCAL_MODEL_VARIANT this process serves): the shipped app on
+    dev and test, and on the fine-tuned model each of FINE_TUNED_LEVERS too. The runs share one answer cache, so a
+    lever answers again only the prompts it changes; its latency is not compared (most of its answers are reused)."""
+    from contoso_chat.assistant import ContosoChat
+    from contoso_chat.evaluation.run import evaluate_variant
+
+    if model not in MODEL_RUNS:
+        raise ValueError(f"LOCAL_MODEL_VARIANT={model!r}: `make model-lever` runs one of {', '.join(MODEL_RUNS)}")
+    shipped = ContosoChat(answer_cache={})
+    runs = [(model, shipped)] + [
+        (lever.name, ContosoChat(settings=shipped.settings, retriever=shipped.retriever, customers=shipped.customers,
+                                 chat=shipped.chat, answer_cache=shipped.answer_cache,
+                                 **{k: v for k, v in lever.settings.items() if k != "LOCAL_MODEL_VARIANT"}))
+        for lever in (FINE_TUNED_LEVERS if model == "fine-tuned" else ())]
+    for split in ("dev", "test"):
+        for name, assistant in runs:
+            table, _ = evaluate_variant("rag", split, limit if split == "dev" else None, engine="direct",
+                                        out_dir=model_run_dir(name, split, out_dir), assistant=assistant)
+            if table["failed"].any():
+                raise RuntimeError(f"{int(table['failed'].sum())} of {len(table)} answers failed in the {name} run "
+                                   f"on {split}: was the model server stopped meanwhile? Run `make model-lever` again.")
+            log(f"{name} on {split}: {json.dumps(summary_of(table))}")
+
+
 
 
 def model_lever(out_dir: Path | None = None, run: dict | None = None) -> dict:
@@ -334,12 +368,30 @@ def model_lever(out_dir: Path | None = None, run: dict | None = None) -> dict:
               for variant in MODEL_RUNS}
     dev = compare(rows["fine-tuned", "dev"], rows["base", "dev"])
     test = compare(rows["fine-tuned", "test"], rows["base", "test"])
-    return {"lever": MODEL_LEVER.name, "what": MODEL_LEVER.what, "settings": MODEL_LEVER.settings, "models": models,
-            "recipe": (run or {}).get("recipe"), "dev": dev, "dev_summary": summary_of(rows["fine-tuned", "dev"]),
-            "base_dev_summary": summary_of(rows["base", "dev"]), "kept": keep(dev),
-            "examples": examples(rows["fine-tuned", "dev"], rows["base", "dev"]),
-            "test": {"before": summary_of(rows["base", "test"]), "kept": summary_of(rows["fine-tuned", "test"]),
-                     "difference": test, "ships": keep(dev) and does_not_hurt(test)}}
+    entry = {"lever": MODEL_LEVER.name, "what": MODEL_LEVER.what, "settings": MODEL_LEVER.settings, "models": models,
+             "recipe": (run or {}).get("recipe"), "dev": dev, "dev_summary": summary_of(rows["fine-tuned", "dev"]),
+             "base_dev_summary": summary_of(rows["base", "dev"]), "kept": keep(dev),
+             "examples": examples(rows["fine-tuned", "dev"], rows["base", "dev"]),
+             "test": {"before": summary_of(rows["base", "test"]), "kept": summary_of(rows["fine-tuned", "test"]),
+                      "difference": test, "ships": keep(dev) and does_not_hurt(test)}}
+    on_top = []
+    for lever in FINE_TUNED_LEVERS:  # measured when this version of `make model-lever` wrote their rows
+        paths = {split: model_run_dir(lever.name, split, out_dir) / "rows.jsonl" for split in ("dev", "test")}
+        if not all(path.exists() for path in paths.values()):
+            continue
+        with_lever = {split: pd.read_json(path, lines=True) for split, path in paths.items()}
+        lever_dev = compare(with_lever["dev"], rows["fine-tuned", "dev"])
+        lever_test = compare(with_lever["test"], rows["fine-tuned", "test"])
+        unshared = {"latency_p50_s": None}  # its answers are mostly the fine-tuned run's, reused: no latency of its own
+        on_top.append({"lever": lever.name, "what": lever.what, "settings": lever.settings, "dev": lever_dev,
+                       "dev_summary": {**summary_of(with_lever["dev"]), **unshared}, "kept": keep(lever_dev),
+                       "examples": examples(with_lever["dev"], rows["fine-tuned", "dev"]),
+                       "test": {"before": summary_of(rows["fine-tuned", "test"]),
+                                "kept": {**summary_of(with_lever["test"]), **unshared}, "difference": lever_test,
+                                "ships": keep(lever_dev) and does_not_hurt(lever_test)}})
+    if on_top:
+        entry["on_fine_tuned"] = on_top
+    return entry
 
 
 def _plain(value):
@@ -363,8 +415,9 @@ def table(report: dict) -> pd.DataFrame:
 
 
 def all_levers(report: dict) -> list[dict]:
-    """The levers of the app, then the fine-tuned model when `make model-lever` measured it."""
-    return report["levers"] + ([report["model_lever"]] if report.get("model_lever") else [])
+    """The levers of the app, then the fine-tuned model and the levers measured on it, when `make model-lever` ran."""
+    model = report.get("model_lever")
+    return report["levers"] + ([model] + model.get("on_fine_tuned", []) if model else [])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -375,9 +428,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="no new run: store the last run's kept-lever rows as the gate's baseline")
     parser.add_argument("--confirm-only", action="store_true",
                         help="keep the last run's dev results; apply the keep rule again and confirm on test")
+    parser.add_argument("--model-runs", action="store_true",
+                        help="answer dev and test with the shipped app on the model LOCAL_MODEL_VARIANT names (and, on "
+                             "the fine-tuned model, with each lever measured on it); `make model-lever` calls this")
     parser.add_argument("--model-lever", action="store_true",
                         help="no new run: compare the rows `make model-lever` wrote and add the result to the report")
     args = parser.parse_args(argv)
+    if args.model_runs:
+        import os
+
+        model_runs(os.environ.get("LOCAL_MODEL_VARIANT", "base"), limit=args.limit)
+        return 0
     if args.model_lever:
         from contoso_chat.finetuning.recipe import last_run
 
