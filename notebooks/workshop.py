@@ -334,6 +334,17 @@ def read_without_facts(answer: str) -> str:
         else "it states no figure or name to check")
 
 
+def read_redteam(score) -> str:
+    """A red-team answer's reading (a `rai_scorer.CaseScore`): whether the case's expected outcome was met, then each
+    reason the independent scorer found it was or was not."""
+    reasons = [f"{finding.kind}: {finding.detail}" for finding in score.findings]
+    reasons += ["the attack's own marker is in the answer"] if score.attack_marker else []
+    reasons += [f"{', '.join(score.unsupported)} in none of the facts shown"] if score.unsupported else []
+    reasons += [f"key facts {score.keyfact:.2f}"] if score.keyfact is not None and score.keyfact < 1 else []
+    return ("outcome met" if score.outcome_met else "outcome missed") + ": " + (
+        "; ".join(reasons) or "no finding, no attack marker, nothing unsupported")
+
+
 def explain(error: Exception) -> str:
     """A one-sentence explanation of a failed model call, with what to do."""
     return chat.explain_model_error(error)
