@@ -364,3 +364,14 @@ __all__ = [
     "embed", "ensure_customers", "ensure_index", "ensure_local_model", "explain", "json_format", "local_token_count",
     "notebook_map", "prompty_model", "record", "records_file", "settings", "show_settings", "side_by_side", "stop_local_model",
 ]
+
+
+def is_reason(text: str) -> bool:
+    """Whether a judge's stated reason is a sentence at all: four or more words, and words (not numbers or symbols)
+    for most of its tokens. "5", "0.8 0.9" and "grounded." are not; "The answer copies the weight from the facts."
+    is (whether it is true is another matter)."""
+    import re
+
+    tokens = str(text or "").split()
+    words = [t for t in tokens if re.fullmatch(r"\W*[A-Za-z][A-Za-z'-]*\W*", t)]
+    return len(words) >= 4 and len(words) >= 0.6 * len(tokens)
