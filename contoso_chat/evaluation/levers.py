@@ -350,8 +350,6 @@ def model_runs(model: str, out_dir: Path | None = None, limit: int | None = None
             log(f"{name} on {split}: {json.dumps(summary_of(table))}")
 
 
-
-
 def model_lever(out_dir: Path | None = None, run: dict | None = None) -> dict:
     """The fine-tuned model as a lever: the shipped app answered by each model, compared case by case on dev (the
     keep rule) and on test (does not hurt), from the rows `make model-lever` wrote. `run` is the fine-tuning run's
