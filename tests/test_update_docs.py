@@ -198,6 +198,10 @@ def test_the_model_lever_shows_order_history_and_latency_on_test():
     out = update_docs.levers_table({"levers": {"levers": [], "model_lever": model}})
     assert "order-history key facts went from 0.100 (base) to 0.033 (fine-tuned)" in out
     assert "answer p50 from 2.63 s to 2.03 s" in out and "1 reply puts a source mark" in out
+    assert "the fine-tuned model is the variant to serve" in out
+    model["test"]["ships"] = False
+    assert "the fine-tuned model is not the variant to serve" in update_docs.levers_table(
+        {"levers": {"levers": [], "model_lever": model}})
 
 
 def test_a_lever_measured_on_the_fine_tuned_model_shows_its_verdicts_and_order_history():

@@ -317,6 +317,10 @@ def levers_table(measured: dict) -> str:
                   + f" | {'ships' if model['test']['ships'] else 'does not ship'} |"]
         lines.append("| fine-tuned on test (value) | " + " | ".join(f"{model['test']['kept'][n]:.3f}" for n in names)
                      + " | |")
+        lines += ["", "By the rule, the fine-tuned model is the variant to serve: after `make finetune`, "
+                      "`LOCAL_MODEL_VARIANT=fine-tuned` serves it, and the gate compares it with its own stored baseline."
+                  if model["test"]["ships"] else
+                  "By the rule, the fine-tuned model is not the variant to serve: the base model stays the reference."]
         before, after = model["test"].get("before") or {}, model["test"]["kept"]
         if "order_keyfact_accuracy" in after and "order_keyfact_accuracy" in before:
             lines += ["", f"On test, order-history key facts went from {before['order_keyfact_accuracy']:.3f} (base) to "

@@ -320,8 +320,7 @@ MODEL_RUNS = ("base", "fine-tuned")  # LOCAL_MODEL_VARIANT of each run (`make mo
 # both forms, so the matched-orders form may help it where it did not help the base model.
 FINE_TUNED_LEVERS = (
     Lever("matched-orders-on-fine-tuned", {"LOCAL_MODEL_VARIANT": "fine-tuned", "matched_orders": True},
-          "the fine-tuned model shown only the orders a question is about, each with its order id (reference: the "
-          "shipped app on the fine-tuned model)"),
+          "the fine-tuned model shown only the orders a question is about, each with its order id"),
 )
 
 
