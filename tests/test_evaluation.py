@@ -481,3 +481,15 @@ def test_a_judge_reply_has_room_to_finish_its_json():
     longest = '{ "score" : 5, "reason" : "' + "1." * (reason_chars // 2) + '" }'
     assert budget >= reason_chars + len('{ "score" : 5, "reason" : "" }') // 2, budget
     assert judges.parse("groundedness", longest).score == 5
+
+
+def test_every_stored_baseline_covers_every_dev_and_test_case_once():
+    """The gate pairs a candidate's answers with its model's baseline case by case: a baseline that lacks cases (or
+    holds a case twice) would leave answers unpaired. The base model's and the fine-tuned model's are both stored."""
+    from contoso_chat.backends.local_model import FINETUNED_MODEL_ALIAS
+
+    expected = {c.id for split in ("dev", "test") for c in records.qa_cases(split=split)}
+    for model in (gate.SHIPPED_MODEL, FINETUNED_MODEL_ALIAS):
+        baseline = gate.load_baseline(model)
+        assert baseline is not None, f"no stored baseline for {model}"
+        assert set(baseline.index) == expected and baseline.index.is_unique, model
