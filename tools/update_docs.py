@@ -88,7 +88,7 @@ def _fmt(value) -> str:
         return f"{value['gap']:.3f} [{value['low']:.3f}, {value['high']:.3f}]"
     if isinstance(value, dict) and value and all(isinstance(v, dict) and "kept" in v for v in value.values()):
         return "; ".join(f"{name} {_signed(v.get('dev_right_answer_difference'))} ({'kept' if v['kept'] else 'not kept'})"
-                         for name, v in value.items()) + " (right answers on dev, minus the app before the levers)"
+                         for name, v in value.items()) + " (right answers on dev, minus each lever's reference: the app before the levers, the base model for fine-tuned-model, the fine-tuned model for levers on it)"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
