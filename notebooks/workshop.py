@@ -274,6 +274,11 @@ def prompty_model() -> dict:
 # an order number, or a date or code that starts with a year ("2025-1376", "2026-06-21", "ORD-40084"); ranges such
 # as "5-10" are left alone
 CODE = re.compile(r"\b(?:[A-Z]{2,5}-\d{3,}|(?:19|20)\d{2}-\d+(?:-\d+)*)\b")
+# a reply that stops mid-sentence: a dangling "[" or "(", a trailing comma or colon, or a last sentence that ends
+# on a word that needs another after it ("You purchased it from.", "... you run or hike in"). Not every cut is
+# caught: "Do not machine wash, tum" reads like a copied fact line without its full stop.
+CUT_SHORT = re.compile(r"[\[(,:;]\s*$|\b(?:on|from|at|to|for|with|of|the|a|an|and|or|by)\s*[.!]?\s*$|\bin\s*$",
+                       re.IGNORECASE)
 
 
 def read_answer(answer: str, shown: Sequence[str] | str = (), key_facts: Sequence[str] = ()) -> str:
@@ -281,8 +286,8 @@ def read_answer(answer: str, shown: Sequence[str] | str = (), key_facts: Sequenc
     (a store, brand or organisation), superlative or rank it states that appears nowhere in what the model was
     shown, computed with the evaluation's own metrics, and a key fact converted wrongly into its other unit
     ("90 m (267 feet)" where the key fact says 90 m | 295 ft), and any code, order number or date the facts do not
-    hold ("a 2025-1376 Mountaineering Boots"). "right" needs every key fact and nothing
-    unsupported; "unchecked" means there was no key fact, or no facts shown, to check against."""
+    hold ("a 2025-1376 Mountaineering Boots"), and a reply cut short mid-sentence. "right" needs every key fact,
+    nothing unsupported and a whole last sentence; "unchecked" means there was no key fact, or no facts shown, to check against."""
     from contoso_chat.evaluation import metrics, rai_scorer
 
     shown = [shown] if isinstance(shown, str) else list(shown)
@@ -310,6 +315,9 @@ def read_answer(answer: str, shown: Sequence[str] | str = (), key_facts: Sequenc
         if clashes:
             parts.append(f"converts it wrongly: {', '.join(clashes)}")
         wrong = bool(missed) or len(extra) > metrics.MAX_EXTRA_FIGURES or bool(clashes)
+    if answer.strip() and CUT_SHORT.search(answer.strip()):
+        parts.append("ends mid-sentence (cut short)")
+        wrong = True
     if shown:
         invented = rai_scorer.unsupported(answer, shown)
         source = " ".join(shown)

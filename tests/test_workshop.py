@@ -341,3 +341,17 @@ def test_a_judge_reason_counts_only_when_it_is_a_sentence():
     for fragment in ("5", "", None, "0.8 0.9 1 2 3", "grounded.", "1. 2. 3. the 4. 5. 6."):
         assert not workshop.is_reason(fragment), fragment
     assert workshop.is_reason("The answer copies the weight from the facts.")
+
+
+def test_a_reply_cut_short_mid_sentence_is_never_read_right():
+    import workshop
+
+    shown = ["[product-2] Basecamp Family 6 Tent weight: 11.8 kg (26 lb)"]
+    for cut in ("The tent weighs 11.8 kg. You purchased it from.", "It weighs 11.8 kg (26 lb). [",
+                "11.8 kg. You can find the confirmation email on.", "11.8 kg, with the socks you run or hike in"):
+        said = workshop.read_answer(cut, shown, ["11.8 kg"])
+        assert said.startswith("wrong") and "cut short" in said, (cut, said)
+    for whole in ("Basecamp Family 6 Tent weight: 11.8 kg (26 lb) [product-2].", "It weighs 11.8 kg, so plug it in.",
+                  "It weighs 11.8 kg. Turn the stove off.", "Basecamp Family 6 Tent weight: 11.8 kg"):
+        said = workshop.read_answer(whole, shown, ["11.8 kg"])
+        assert said.startswith("right"), (whole, said)

@@ -6,8 +6,8 @@ fact copied verbatim with its source id, as in `Basecamp Family 6 Tent weight: 1
 [product-2].`, or `I don't know.` when the facts shown do not answer. Kinds: single
 facts with varied questions and answers (tidy ones and ones in customers' words), care, storage and safety
 sentences from the manuals, the manuals' FAQ answers asked in customers' words (a trip, a worry, several
-sentences of context before the ask), prices from the catalog, the membership policy (the one policy
-no test question draws on), two facts at once, follow-ups that need the history, questions about orders (made-up
+sentences of context before the ask), prices from the catalog, the membership policy (its sentences that state a
+test question's key fact, such as the points' 24-month expiry, are left out), two facts at once, follow-ups that need the history, questions about orders (made-up
 customers who bought dev products, asked about each shape of question, the product named or called by its kind;
 half the prompts list every order, half only the lines asked about with their order ids, as the matched-orders
 lever shows them), and declines. (Without price and policy examples, the model learned to decline every
